@@ -1,0 +1,27 @@
+"""ASGI entry point: ``daphne animochat.asgi:application``.
+
+``/matchmaking`` goes to the raw SSE consumer; everything else to Django.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "animochat.settings")
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
+
+from matchmaking.consumers import MatchmakingStreamConsumer  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter(
+            [
+                path("matchmaking", MatchmakingStreamConsumer.as_asgi()),
+                re_path(r"", django_application),
+            ]
+        ),
+    }
+)

@@ -1,0 +1,231 @@
+"""Service configuration read from the environment and an optional ``.env`` file.
+
+Every setting is parsed here, once, into a frozen :class:`Config`. A bad value raises
+:class:`ConfigError` whose message names the variable, so start-up can stop with one
+clear line instead of a traceback deep inside Django or Daphne.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_CHAT_SERVER_URLS = (
+    "https://animochat-chat-server.onrender.com",
+    "https://animochat-chat-server-1.onrender.com",
+)
+DEFAULT_REDIS_URL = "redis://localhost:6379"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A configuration value is malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    port: int
+    redis_url: str
+    redis_url_explicit: bool
+    discovery_server_url: str
+    render_external_url: str
+    chat_server_urls: tuple[str, ...]
+    maintenance_mode: bool
+    debug: bool
+    secret_key: str
+    allowed_hosts: tuple[str, ...]
+    database_url: str
+    cors_allowed_origins: tuple[str, ...]
+    keepalive_seconds: float
+    lease_seconds: float
+    popular_window_seconds: int
+    session_ttl_seconds: int
+    heartbeat_interval: float
+    rate_limit_per_minute: int
+    auth_jwt_secret: str
+    log_level: str
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines; ``#`` comments, ``export`` and quotes are allowed."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def parse_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def parse_float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
+    return value
+
+
+def parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def parse_http_url(value: str, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def parse_url_list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    if name not in env:
+        return default
+    urls = [item.strip() for item in env[name].split(",") if item.strip()]
+    return tuple(parse_http_url(url, name).rstrip("/") for url in urls)
+
+
+def parse_redis_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ConfigError(
+            f"REDIS_URL must start with redis://, rediss:// or unix://, got {value!r}"
+        )
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(f"REDIS_URL has no host: {value!r}")
+    try:
+        parts.port  # noqa: B018 - urlsplit validates the port lazily
+    except ValueError:
+        raise ConfigError(f"REDIS_URL has an invalid port: {value!r}") from None
+    return value
+
+
+def parse_database_url(value: str) -> str:
+    if not value.startswith(("sqlite:///", "postgres://", "postgresql://")):
+        raise ConfigError(
+            f"DATABASE_URL must be sqlite:///<path> or postgresql://…, got {value!r}"
+        )
+    return value
+
+
+def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> Config:
+    """Build the configuration from ``env`` (default: ``os.environ`` over ``.env``)."""
+    base_dir = base_dir or Path(__file__).resolve().parent.parent
+    if env is None:
+        env = {**read_dotenv(base_dir / ".env"), **os.environ}
+
+    debug = parse_bool(env, "DEBUG", False)
+    secret_key = env.get("SECRET_KEY", "").strip()
+    if not secret_key:
+        if not debug:
+            raise ConfigError(
+                "SECRET_KEY is required when DEBUG is off "
+                "(`make run` generates a local one; set DEBUG=true for throwaway use)"
+            )
+        secret_key = "insecure-development-key"
+
+    keepalive = parse_float(env, "KEEPALIVE_SECONDS", 15.0, 0.05, 3600)
+    lease = parse_float(env, "LEASE_SECONDS", max(30.0, 2 * keepalive), 0.1, 7200)
+    if lease <= keepalive:
+        raise ConfigError(
+            f"LEASE_SECONDS ({lease:g}) must be longer than KEEPALIVE_SECONDS ({keepalive:g}), "
+            "or live waiting users would lose their place between renewals"
+        )
+
+    heartbeat = parse_float(env, "HEARTBEAT_INTERVAL", 5.0, 0.1, 3600)
+    if heartbeat >= 15:
+        raise ConfigError(
+            f"HEARTBEAT_INTERVAL must be under 15 seconds (the discovery server marks "
+            f"instances DOWN after 15 s of silence), got {heartbeat:g}"
+        )
+
+    render_url = env.get("RENDER_EXTERNAL_URL", "").strip().rstrip("/")
+    if render_url:
+        parse_http_url(render_url, "RENDER_EXTERNAL_URL")
+
+    hosts_raw = env.get("ALLOWED_HOSTS", "").strip()
+    if hosts_raw:
+        allowed_hosts = tuple(h.strip() for h in hosts_raw.split(",") if h.strip())
+    else:
+        allowed_hosts = ("localhost", "127.0.0.1", "[::1]")
+        if render_url:
+            allowed_hosts += (urlsplit(render_url).hostname or "",)
+
+    origins_raw = env.get("CORS_ALLOWED_ORIGINS", "*").strip() or "*"
+    origins = tuple(o.strip().rstrip("/") for o in origins_raw.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*":
+            parse_http_url(origin, "CORS_ALLOWED_ORIGINS")
+
+    log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+
+    redis_raw = env.get("REDIS_URL", "").strip()
+    return Config(
+        port=parse_int(env, "PORT", 3000, 1, 65535),
+        redis_url=parse_redis_url(redis_raw or DEFAULT_REDIS_URL),
+        redis_url_explicit=bool(redis_raw),
+        discovery_server_url=parse_http_url(
+            env.get("DISCOVERY_SERVER_URL", "").strip()
+            or "https://animochat-service-discovery.onrender.com/",
+            "DISCOVERY_SERVER_URL",
+        ),
+        render_external_url=render_url,
+        chat_server_urls=parse_url_list(env, "CHAT_SERVER_URLS", DEFAULT_CHAT_SERVER_URLS),
+        maintenance_mode=parse_bool(env, "MAINTENANCE_MODE", False),
+        debug=debug,
+        secret_key=secret_key,
+        allowed_hosts=allowed_hosts,
+        database_url=parse_database_url(
+            env.get("DATABASE_URL", "").strip() or f"sqlite:///{base_dir / 'db.sqlite3'}"
+        ),
+        cors_allowed_origins=origins,
+        keepalive_seconds=keepalive,
+        lease_seconds=lease,
+        popular_window_seconds=parse_int(env, "POPULAR_WINDOW_SECONDS", 600, 1, 86400 * 7),
+        session_ttl_seconds=parse_int(env, "SESSION_TTL_SECONDS", 86400, 60, 86400 * 365),
+        heartbeat_interval=heartbeat,
+        rate_limit_per_minute=parse_int(env, "RATE_LIMIT_PER_MINUTE", 120, 0, 1_000_000),
+        auth_jwt_secret=env.get("AUTH_JWT_SECRET", "").strip(),
+        log_level=log_level,
+    )

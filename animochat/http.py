@@ -1,0 +1,98 @@
+"""Small HTTP helpers shared by the Django views and the raw SSE consumer."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+
+CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
+CORS_ALLOW_HEADERS = "Content-Type, Authorization, Last-Event-ID, Cache-Control"
+CORS_MAX_AGE = "86400"
+
+
+def cors_headers(origin: str | None) -> dict[str, str]:
+    """CORS response headers for a request from ``origin`` (empty when not allowed)."""
+    allowed = settings.CORS_ALLOWED_ORIGINS
+    if "*" in allowed:
+        return {"Access-Control-Allow-Origin": "*"}
+    if origin and origin.rstrip("/") in allowed:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {}
+
+
+def preflight_headers(origin: str | None) -> dict[str, str]:
+    headers = cors_headers(origin)
+    if headers:
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
+                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                "Access-Control-Max-Age": CORS_MAX_AGE,
+            }
+        )
+    return headers
+
+
+def json_message(message: str, status: int = 200, **extra: Any) -> JsonResponse:
+    """``{"message": …}`` with the given status: the API's one error/info shape."""
+    return JsonResponse({"message": message, **extra}, status=status)
+
+
+def allow_methods(*methods: str):
+    """Like ``require_http_methods`` for async views, but 405 carries a JSON message."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        async def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                response = json_message(
+                    f"Method {request.method} is not allowed here; use {', '.join(methods)}.", 405
+                )
+                response["Allow"] = ", ".join(methods)
+                return response
+            return await view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+class BadRequest(Exception):
+    """A request the client must fix; becomes ``{"message": …}`` with ``status``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def request_fields(request) -> dict[str, Any]:
+    """Fields of a POST: the JSON object or form body, over the query string."""
+    fields: dict[str, Any] = {key: request.GET.get(key) for key in request.GET}
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise BadRequest("The request body is too large.", 413) from None
+    if not body:
+        return fields
+    content_type = request.content_type or ""
+    is_form = content_type == "application/x-www-form-urlencoded" or content_type.startswith(
+        "multipart/"
+    )
+    # Some clients label a JSON body as a form (curl -d); a leading brace decides.
+    if is_form and not body.lstrip().startswith(b"{"):
+        fields.update({key: request.POST.get(key) for key in request.POST})
+        return fields
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The JSON body must be an object, e.g. {\"userId\": \"…\"}.")
+    fields.update(data)
+    return fields

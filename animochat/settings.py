@@ -1,0 +1,156 @@
+"""Django settings, all taken from :mod:`animochat.config` (environment and ``.env``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from animochat.config import ConfigError, load_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+try:
+    CONFIG = load_config(base_dir=BASE_DIR)
+except ConfigError as error:
+    sys.stderr.write(f"Configuration error: {error}\n")
+    raise SystemExit(2) from None
+
+DEBUG = CONFIG.debug
+SECRET_KEY = CONFIG.secret_key
+ALLOWED_HOSTS = list(CONFIG.allowed_hosts)
+
+PORT = CONFIG.port
+REDIS_URL = CONFIG.redis_url
+DISCOVERY_SERVER_URL = CONFIG.discovery_server_url
+RENDER_EXTERNAL_URL = CONFIG.render_external_url
+CHAT_SERVER_URLS = CONFIG.chat_server_urls
+MAINTENANCE_MODE = CONFIG.maintenance_mode
+CORS_ALLOWED_ORIGINS = CONFIG.cors_allowed_origins
+KEEPALIVE_SECONDS = CONFIG.keepalive_seconds
+LEASE_SECONDS = CONFIG.lease_seconds
+POPULAR_WINDOW_SECONDS = CONFIG.popular_window_seconds
+SESSION_TTL_SECONDS = CONFIG.session_ttl_seconds
+HEARTBEAT_INTERVAL = CONFIG.heartbeat_interval
+RATE_LIMIT_PER_MINUTE = CONFIG.rate_limit_per_minute
+AUTH_JWT_SECRET = CONFIG.auth_jwt_secret
+
+SERVICE_NAME = "matchmaking-server"
+SERVICE_VERSION = "1.0.0"
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "animochat",
+    "matchmaking",
+    "sessions_app",
+    "discovery",
+]
+
+MIDDLEWARE = [
+    "animochat.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "animochat.middleware.ApiErrorMiddleware",
+]
+
+ROOT_URLCONF = "animochat.urls"
+APPEND_SLASH = False
+ASGI_APPLICATION = "animochat.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database(url: str) -> dict[str, object]:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path)}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": parts.path.lstrip("/"),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": parts.port or "",
+    }
+
+
+DATABASES = {"default": _database(CONFIG.database_url)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "django",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 2},
+    }
+}
+# Admin log-ins live in the database, cached in Redis for every instance to share.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "animochat"},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Served by WhiteNoise inside the app, so the admin is styled under Daphne with DEBUG off.
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Refuse oversized requests early (4xx) rather than parsing megabytes.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "animochat.logging.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        name: {"handlers": ["stderr"], "level": CONFIG.log_level, "propagate": False}
+        for name in ("animochat", "matchmaking", "sessions_app", "discovery", "django.request")
+    },
+}

@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from animochat import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("matchmaking.urls")),
+    path("", include("sessions_app.urls")),
+]
+
+handler400 = views.bad_request
+handler404 = views.not_found
+handler500 = views.server_error

@@ -1,0 +1,342 @@
+"""``GET /matchmaking``: the Server-Sent Events stream that finds a user a partner.
+
+This is a raw ASGI application rather than a Channels ``AsyncHttpConsumer`` or a
+Django view: the stream must listen to the client (for disconnects), to the Channels
+layer (for match notifications) and to a keepalive timer at the same time, which
+``AsyncHttpConsumer`` cannot do once ``handle()`` is running, and a raw application
+has a fraction of a Django view's per-request cost (see the README's benchmarks).
+
+The order of steps is what makes notifications lossless: the stream joins its user's
+group *before* the matcher can queue the user, so a partner arriving a microsecond
+later always finds someone listening. A stream whose notification was lost anyway
+(a Redis blip) learns of its match from the session store at the next keepalive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from animochat.http import cors_headers, preflight_headers
+from animochat.logging import log_event
+from sessions_app import selectors as session_selectors
+
+from . import notifications, services
+from .validation import InvalidInput, normalize_interests, validate_user_id
+
+logger = logging.getLogger("matchmaking.stream")
+
+MAX_QUERY_STRING = 8 * 1024
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+KEEPALIVE_COMMENT = b": keepalive\n\n"
+
+
+def sse_event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+class StreamClosed(Exception):
+    """The client went away; nothing more can be sent."""
+
+
+class MatchmakingStreamConsumer:
+    """One instance per ``GET /matchmaking`` request; see the module docstring."""
+
+    open_streams = 0  # in this process, for /status
+
+    @classmethod
+    def as_asgi(cls):
+        async def app(scope, receive, send):
+            await cls(scope, receive, send).handle()
+
+        return app
+
+    def __init__(self, scope, receive, send) -> None:
+        self.scope, self.receive, self.send = scope, receive, send
+        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        self.origin = self.headers.get("origin")
+        self.token = uuid.uuid4().hex
+        self.started = False
+        self.channel = ""
+
+    # -- ASGI plumbing -------------------------------------------------------------
+
+    async def start(self, status: int, extra: dict[str, str] | None = None) -> None:
+        headers = {**SSE_HEADERS, **cors_headers(self.origin), **(extra or {})}
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+            }
+        )
+        self.started = True
+
+    async def write(self, body: bytes, more: bool = True) -> None:
+        try:
+            await self.send({"type": "http.response.body", "body": body, "more_body": more})
+        except (OSError, RuntimeError) as error:  # Daphne: connection already closed
+            raise StreamClosed from error
+
+    async def reply(self, status: int, payload: dict[str, Any], **headers: str) -> None:
+        """Answer with a single event and end the stream."""
+        if not self.started:
+            await self.start(status, headers)
+        await self.write(sse_event(payload), more=False)
+
+    async def reject(self, status: int, code: str, message: str, **headers: str) -> None:
+        await self.reply(status, {"state": "ERROR", "code": code, "message": message}, **headers)
+
+    async def read_request(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request" or not message.get("more_body"):
+                return
+
+    # -- the request ---------------------------------------------------------------
+
+    async def handle(self) -> None:
+        await self.read_request()
+        method = self.scope["method"]
+        if method == "OPTIONS":
+            headers = preflight_headers(self.origin)
+            await self.send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+                }
+            )
+            await self.send({"type": "http.response.body", "body": b""})
+            return
+        if method not in ("GET", "HEAD"):
+            await self.reject(405, "METHOD_NOT_ALLOWED", "Use GET for /matchmaking.", Allow="GET")
+            return
+        try:
+            user_id, interests = self.parse_query()
+        except InvalidInput as error:
+            await self.reject(error.status, error.code, error.message)
+            return
+        MatchmakingStreamConsumer.open_streams += 1
+        try:
+            await self.match_or_wait(user_id, interests)
+        except StreamClosed:
+            pass
+        finally:
+            MatchmakingStreamConsumer.open_streams -= 1
+
+    def parse_query(self) -> tuple[str, list[str]]:
+        raw = self.scope.get("query_string", b"")
+        if len(raw) > MAX_QUERY_STRING:
+            raise InvalidInput("QUERY_TOO_LONG", "The query string is too long.", status=414)
+        try:
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidInput("INVALID_QUERY", "The query string is not valid UTF-8.") from None
+        user_ids = [value for key, value in pairs if key == "userId"]
+        if len(user_ids) > 1:
+            raise InvalidInput("DUPLICATE_USER_ID", "Give userId only once.")
+        user_id = validate_user_id(user_ids[0] if user_ids else None)
+        # The web client sends the list as `interests`; older clients as `interest`.
+        raw_interests = [value for key, value in pairs if key in ("interest", "interests")]
+        return user_id, normalize_interests(",".join(raw_interests))
+
+    async def match_or_wait(self, user_id: str, interests: list[str]) -> None:
+        layer = get_channel_layer()
+        group = notifications.user_group(user_id)
+        started = time.monotonic()
+        try:
+            self.channel = await layer.new_channel()
+        except (RedisError, OSError):
+            await self.reject(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE)
+            return
+        listener: asyncio.Future | None = None
+        queued = False
+        try:
+            await layer.group_add(group, self.channel)
+            await layer.group_add(notifications.BROADCAST_GROUP, self.channel)
+            # Close any older stream of this user before taking their place.
+            await notifications.send_to_user(
+                user_id, notifications.STREAM_REPLACED, token=self.token
+            )
+            result = await services.enqueue_or_match(user_id, interests, self.token)
+            if result.state == services.MATCHED_STATE:
+                await self.on_matched_here(user_id, result, started)
+                return
+            if result.state == services.MAINTENANCE_STATE:
+                await self.reply(503, MAINTENANCE_EVENT)
+                return
+            if result.state == services.NO_CHAT_SERVER_STATE:
+                await self.reject(503, "NO_CHAT_SERVER", NO_CHAT_SERVER_MESSAGE)
+                return
+            queued = True
+            log_event(logger, "enqueue", user=user_id, interests=interests, ms=elapsed_ms(started))
+            await self.start(200)
+            await self.write(sse_event({"state": "WAITING"}))
+            listener = asyncio.ensure_future(layer.receive(self.channel))
+            outcome = await self.wait(user_id, listener, started)
+            queued = outcome in GIVES_PLACE_BACK
+            if queued:
+                await self.leave(user_id, outcome, started)
+                queued = False
+        except (RedisError, OSError):
+            log_event(logger, "redis_unavailable", logging.WARNING, user=user_id)
+            with contextlib.suppress(StreamClosed):
+                if self.started:
+                    await self.write(sse_event(UNAVAILABLE_EVENT), more=False)
+                else:
+                    await self.reject(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE)
+        except asyncio.CancelledError:
+            # Server shutdown (SIGTERM): give the place back, then tell the client.
+            if queued:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.leave(user_id, "shutdown", started))
+                queued = False
+            with contextlib.suppress(Exception):
+                await self.write(sse_event(SHUTDOWN_EVENT), more=False)
+            raise
+        finally:
+            if queued:  # the client vanished mid-write, or Redis failed mid-wait
+                with contextlib.suppress(Exception):
+                    await self.leave(user_id, "disconnect", started)
+            if listener is not None:
+                listener.cancel()
+            with contextlib.suppress(Exception):
+                await layer.group_discard(group, self.channel)
+                await layer.group_discard(notifications.BROADCAST_GROUP, self.channel)
+
+    async def on_matched_here(self, user_id: str, result: services.MatchResult, started: float):
+        event = {
+            "state": "MATCHED",
+            "interest": result.interest,
+            "chatId": result.chat_id,
+            "chatServerUrl": result.chat_server_url,
+        }
+        await notifications.send_to_user(
+            result.partner,
+            notifications.MATCH_FOUND,
+            token=result.partner_token,
+            event={**event, "matchedUserId": user_id},
+        )
+        log_event(logger, "match", user=user_id, partner=result.partner, chatId=result.chat_id,
+                  interest=result.interest, chatServer=result.chat_server_url,
+                  partnerWaitedMs=result.partner_waited_ms, ms=elapsed_ms(started))
+        await self.reply(200, {**event, "matchedUserId": result.partner})
+
+    async def leave(self, user_id: str, outcome: str, started: float) -> None:
+        removed = await services.leave_queues(user_id, self.token)
+        log_event(logger, outcome, user=user_id, removed=removed,
+                  waitedMs=elapsed_ms(started))
+
+    async def wait(self, user_id: str, listener: asyncio.Future, started: float) -> str:
+        """Wait for a notification, a disconnect or a keepalive; return how it ended."""
+        disconnect = asyncio.ensure_future(self.receive())
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    {listener, disconnect},
+                    timeout=settings.KEEPALIVE_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if disconnect in done:
+                    return "disconnect"
+                if listener in done:
+                    outcome = await self.on_message(listener.result())
+                    listener = asyncio.ensure_future(get_channel_layer().receive(self.channel))
+                else:
+                    outcome = await self.on_keepalive(user_id)
+                if outcome:
+                    listener.cancel()
+                    return outcome
+        finally:
+            disconnect.cancel()
+
+    async def on_message(self, message: dict[str, Any]) -> str | None:
+        """Act on a Channels-layer message; return an outcome if the stream ends."""
+        kind = message.get("type")
+        if kind == notifications.MATCH_FOUND and message.get("token") == self.token:
+            await self.write(sse_event(message["event"]), more=False)
+            return "matched"
+        if kind == notifications.STREAM_REPLACED and message.get("token") != self.token:
+            await self.write(sse_event(REPLACED_EVENT), more=False)
+            return "replaced"
+        if kind == notifications.STREAM_CANCELLED:
+            await self.write(sse_event(CANCELLED_EVENT), more=False)
+            return "cancelled"
+        if kind == notifications.SERVICE_MAINTENANCE:
+            event = {"state": "MAINTENANCE", "message": message.get("message", "")}
+            await self.write(sse_event(event), more=False)
+            return "maintenance"
+        return None
+
+    async def on_keepalive(self, user_id: str) -> str | None:
+        lease = await services.renew_lease(user_id, self.token)
+        if lease == services.LEASE_RENEWED:
+            await self.write(KEEPALIVE_COMMENT)
+            return None
+        if lease == services.LEASE_TAKEN:
+            await self.write(sse_event(REPLACED_EVENT), more=False)
+            return "replaced"
+        # No lease: matched while the notification was lost, or the place is gone. The
+        # matcher ended any older session when this stream queued, so a session now is
+        # this stream's match.
+        session = await session_selectors.get_user_session(user_id)
+        if session:
+            partner = next((p for p in session["participants"] if p != user_id), "")
+            await self.write(
+                sse_event(
+                    {
+                        "state": "MATCHED",
+                        "matchedUserId": partner,
+                        "interest": session.get("interest", ""),
+                        "chatId": session["chatId"],
+                        "chatServerUrl": session["serverUrl"],
+                    }
+                ),
+                more=False,
+            )
+            return "matched"
+        await self.write(sse_event(LOST_EVENT), more=False)
+        return "lost"
+
+
+def elapsed_ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 2)
+
+
+# Outcomes after which the stream may still hold a place in the queues.
+GIVES_PLACE_BACK = {"disconnect", "replaced", "maintenance"}
+
+UNAVAILABLE_MESSAGE = "Matchmaking is temporarily unavailable; please try again shortly."
+NO_CHAT_SERVER_MESSAGE = "No chat server is available right now; please try again shortly."
+MAINTENANCE_EVENT = {"state": "MAINTENANCE", "message": services.MAINTENANCE_MESSAGE}
+UNAVAILABLE_EVENT = {"state": "ERROR", "code": "SERVICE_UNAVAILABLE", "message": UNAVAILABLE_MESSAGE}
+SHUTDOWN_EVENT = {
+    "state": "ERROR",
+    "code": "SERVER_SHUTDOWN",
+    "message": "The server is restarting; please reconnect.",
+}
+REPLACED_EVENT = {
+    "state": "REPLACED",
+    "message": "Matchmaking continues in a newer connection for this user.",
+}
+CANCELLED_EVENT = {"state": "CANCELLED", "message": "Matchmaking cancelled."}
+LOST_EVENT = {
+    "state": "ERROR",
+    "code": "QUEUE_PLACE_LOST",
+    "message": "Your place in the queue was lost; please reconnect.",
+}

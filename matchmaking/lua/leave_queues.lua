@@ -1,0 +1,16 @@
+-- leave_queues: removes a user from every queue and drops their lease.
+--
+-- KEYS: none (see lib.lua).
+-- ARGV[1] user id
+-- ARGV[2] stream token, or '' to remove whichever stream holds the place (cancel).
+--         With a token, nothing happens unless that stream still owns the lease, so a
+--         replaced stream closing late never removes its successor's place.
+-- Returns 1 if the user was waiting and has been removed, else 0.
+
+local user, token = ARGV[1], ARGV[2]
+local lease = 'lease:' .. user
+if token ~= '' and redis.call('GET', lease) ~= token then
+  return 0
+end
+redis.call('DEL', lease)
+return leave_queues(user)

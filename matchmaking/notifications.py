@@ -1,0 +1,52 @@
+"""Messages to open matchmaking streams, carried by the Channels layer.
+
+Every stream joins its user's group (named from a hash of the user id, since group
+names allow only a few ASCII characters) and the broadcast group of all streams.
+With the Redis pub/sub layer a group is a Redis channel, so a message reaches the
+stream whichever server process holds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+BROADCAST_GROUP = "matchmaking.streams"
+
+# Message types, dispatched by MatchmakingStreamConsumer.
+MATCH_FOUND = "match.found"
+STREAM_REPLACED = "stream.replaced"
+STREAM_CANCELLED = "stream.cancelled"
+SERVICE_MAINTENANCE = "service.maintenance"
+
+
+def user_group(user_id: str) -> str:
+    return "user." + hashlib.sha256(user_id.encode()).hexdigest()[:40]
+
+
+async def send_to_user(user_id: str, message_type: str, **payload: Any) -> None:
+    await get_channel_layer().group_send(user_group(user_id), {"type": message_type, **payload})
+
+
+async def broadcast(message_type: str, **payload: Any) -> None:
+    await get_channel_layer().group_send(BROADCAST_GROUP, {"type": message_type, **payload})
+
+
+def subscriber_state() -> str:
+    """State of this process's pub/sub connection: ``ready``, ``idle`` or ``down``.
+
+    ``idle`` means no stream has subscribed yet, so no connection was needed.
+    Reads channels_redis internals defensively: a layer without them reports ``idle``.
+    """
+    layer = get_channel_layer()
+    loop_layer = getattr(layer, "_get_layer", None)
+    shards = getattr(loop_layer(), "_shards", []) if loop_layer else []
+    pubsubs = [getattr(shard, "_pubsub", None) for shard in shards]
+    connections = [getattr(p, "connection", None) for p in pubsubs if p is not None]
+    if not connections:
+        return "idle"
+    if all(c is not None and c.is_connected for c in connections):
+        return "ready"
+    return "down"

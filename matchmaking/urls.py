@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("cancel_matchmaking", views.cancel_matchmaking, name="cancel-matchmaking"),
+    path("interests/popular", views.popular_interests, name="popular-interests"),
+    path("maintenance", views.maintenance, name="maintenance"),
+    path("status", views.status, name="status"),
+]

@@ -1,0 +1,78 @@
+"""Input limits and interest normalization: the one place every caller goes through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+GLOBAL_CHAT = "GLOBAL_CHAT"
+MAX_USER_ID_LENGTH = 128
+MAX_INTERESTS = 10
+MAX_INTEREST_LENGTH = 64
+
+
+class InvalidInput(ValueError):
+    """Client input that breaks a documented limit; answered with HTTP 400."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def validate_user_id(raw: object) -> str:
+    """Return ``raw`` if it is a usable user id, else raise :class:`InvalidInput`."""
+    if raw is None or raw == "":
+        raise InvalidInput("MISSING_USER_ID", "User ID is required (userId).")
+    if not isinstance(raw, str):
+        raise InvalidInput("INVALID_USER_ID", "userId must be a string.")
+    if len(raw) > MAX_USER_ID_LENGTH:
+        raise InvalidInput(
+            "INVALID_USER_ID", f"userId must be at most {MAX_USER_ID_LENGTH} characters."
+        )
+    if not raw.isprintable() or not raw.strip():
+        raise InvalidInput(
+            "INVALID_USER_ID",
+            "userId must consist of printable characters (no control characters).",
+        )
+    return raw
+
+
+def normalize_interests(raw: str | Iterable[object] | None) -> list[str]:
+    """Trim, upper-case and de-duplicate interests, keeping their order.
+
+    ``raw`` is a comma-separated string (query parameter) or a list (JSON body).
+    No interest at all means ``GLOBAL_CHAT``.
+    """
+    if raw is None:
+        items: list[object] = []
+    elif isinstance(raw, str):
+        items = list(raw.split(","))
+    else:
+        items = list(raw)
+
+    interests: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidInput("INVALID_INTEREST", "Each interest must be a string.")
+        if not item.isprintable():
+            raise InvalidInput(
+                "INVALID_INTEREST", "Interests must not contain control characters."
+            )
+        interest = item.strip().upper()
+        if not interest:
+            continue
+        if "," in interest:
+            raise InvalidInput("INVALID_INTEREST", "An interest must not contain a comma.")
+        if len(interest) > MAX_INTEREST_LENGTH:
+            raise InvalidInput(
+                "INVALID_INTEREST",
+                f"Each interest must be at most {MAX_INTEREST_LENGTH} characters.",
+            )
+        if interest not in interests:
+            interests.append(interest)
+            if len(interests) > MAX_INTERESTS:
+                raise InvalidInput(
+                    "TOO_MANY_INTERESTS", f"At most {MAX_INTERESTS} interests are allowed."
+                )
+    return interests or [GLOBAL_CHAT]

@@ -1,0 +1,57 @@
+"""The JSON endpoints of matchmaking: cancel, popular interests, status, maintenance."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from animochat.http import BadRequest, allow_methods, json_message, request_fields
+
+from . import selectors, services
+from .validation import normalize_interests, validate_user_id
+
+ACTIVE_MESSAGE = "The matchmaking service is operational."
+POPULAR_DEFAULT_LIMIT = 8
+POPULAR_MAX_LIMIT = 50
+
+
+@csrf_exempt
+@allow_methods("POST")
+async def cancel_matchmaking(request: HttpRequest) -> JsonResponse:
+    fields = request_fields(request)
+    user_id = validate_user_id(fields.get("userId"))
+    # Queues are looked up server-side; a listed `interests` is only checked for shape.
+    normalize_interests(fields.get("interests"))
+    await services.cancel_matchmaking(user_id)
+    return json_message("Matchmaking cancelled successfully.")
+
+
+@allow_methods("GET")
+async def popular_interests(request: HttpRequest) -> JsonResponse:
+    raw = request.GET.get("limit", "")
+    if raw == "":
+        limit = POPULAR_DEFAULT_LIMIT
+    elif not raw.isdigit() or not 1 <= int(raw) <= POPULAR_MAX_LIMIT:
+        raise BadRequest(f"limit must be a whole number from 1 to {POPULAR_MAX_LIMIT}.")
+    else:
+        limit = int(raw)
+    if await selectors.is_maintenance():
+        return JsonResponse(
+            {"state": "MAINTENANCE", "message": services.MAINTENANCE_MESSAGE}, status=503
+        )
+    return JsonResponse(await selectors.popular_interests(limit), safe=False)
+
+
+@allow_methods("GET")
+async def maintenance(request: HttpRequest) -> JsonResponse:
+    if await selectors.is_maintenance():
+        return JsonResponse(
+            {"state": "MAINTENANCE", "message": services.MAINTENANCE_MESSAGE}, status=503
+        )
+    return JsonResponse({"state": "ACTIVE", "message": ACTIVE_MESSAGE})
+
+
+@allow_methods("GET")
+async def status(request: HttpRequest) -> JsonResponse:
+    report = await selectors.status_report()
+    return JsonResponse(report, status=200 if report["redis"]["commands"] == "ready" else 503)

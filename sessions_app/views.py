@@ -1,0 +1,40 @@
+"""``/session/<userId>`` and ``/session/disconnect`` (SPEC §3.2, §3.3)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from animochat.http import allow_methods, json_message, request_fields
+from matchmaking.validation import InvalidInput, validate_user_id
+
+from . import selectors, services
+
+USER_ID_REQUIRED = "User ID is required (userId in the JSON body, form or query string)."
+
+
+@allow_methods("GET")
+async def session_detail(request: HttpRequest, user_id: str) -> JsonResponse:
+    session = await selectors.get_user_session(validate_user_id(user_id))
+    if session is None:
+        return json_message("No active session found for this user.")
+    return JsonResponse(
+        {
+            "chatId": session["chatId"],
+            "serverUrl": session["serverUrl"],
+            "participants": session["participants"],
+        }
+    )
+
+
+@csrf_exempt
+@allow_methods("POST")
+async def session_disconnect(request: HttpRequest) -> JsonResponse:
+    try:
+        user_id = validate_user_id(request_fields(request).get("userId"))
+    except InvalidInput as error:
+        message = USER_ID_REQUIRED if error.code == "MISSING_USER_ID" else error.message
+        return json_message(message, 400, code=error.code)
+    if await services.end_user_session(user_id) is None:
+        return json_message("No active session found to disconnect.", 404)
+    return json_message("Session disconnected successfully.")
