@@ -141,9 +141,7 @@ def parse_redis_url(value: str) -> str:
 
 def parse_database_url(value: str) -> str:
     if not value.startswith(("sqlite:///", "postgres://", "postgresql://")):
-        raise ConfigError(
-            f"DATABASE_URL must be sqlite:///<path> or postgresql://…, got {value!r}"
-        )
+        raise ConfigError(f"DATABASE_URL must be sqlite:///<path> or postgresql://…, got {value!r}")
     return value
 
 

@@ -93,6 +93,6 @@ def request_fields(request) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
-        raise BadRequest("The JSON body must be an object, e.g. {\"userId\": \"…\"}.")
+        raise BadRequest('The JSON body must be an object, e.g. {"userId": "…"}.')
     fields.update(data)
     return fields

@@ -114,10 +114,13 @@ CACHES = {
 # Admin log-ins live in the database, cached in Redis for every instance to share.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
+# Pub/sub channels ignore Redis database numbers, so the database is part of the
+# prefix: deployments (or test runs) sharing one Redis never hear each other.
+_REDIS_DB = urlsplit(REDIS_URL).path.strip("/") or "0"
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "animochat"},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"animochat.db{_REDIS_DB}."},
     }
 }
 

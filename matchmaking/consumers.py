@@ -67,7 +67,9 @@ class MatchmakingStreamConsumer:
 
     def __init__(self, scope, receive, send) -> None:
         self.scope, self.receive, self.send = scope, receive, send
-        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        self.headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+        }
         self.origin = self.headers.get("origin")
         self.token = uuid.uuid4().hex
         self.started = False
@@ -232,15 +234,22 @@ class MatchmakingStreamConsumer:
             token=result.partner_token,
             event={**event, "matchedUserId": user_id},
         )
-        log_event(logger, "match", user=user_id, partner=result.partner, chatId=result.chat_id,
-                  interest=result.interest, chatServer=result.chat_server_url,
-                  partnerWaitedMs=result.partner_waited_ms, ms=elapsed_ms(started))
+        log_event(
+            logger,
+            "match",
+            user=user_id,
+            partner=result.partner,
+            chatId=result.chat_id,
+            interest=result.interest,
+            chatServer=result.chat_server_url,
+            partnerWaitedMs=result.partner_waited_ms,
+            ms=elapsed_ms(started),
+        )
         await self.reply(200, {**event, "matchedUserId": result.partner})
 
     async def leave(self, user_id: str, outcome: str, started: float) -> None:
         removed = await services.leave_queues(user_id, self.token)
-        log_event(logger, outcome, user=user_id, removed=removed,
-                  waitedMs=elapsed_ms(started))
+        log_event(logger, outcome, user=user_id, removed=removed, waitedMs=elapsed_ms(started))
 
     async def wait(self, user_id: str, listener: asyncio.Future, started: float) -> str:
         """Wait for a notification, a disconnect or a keepalive; return how it ended."""
@@ -324,7 +333,11 @@ GIVES_PLACE_BACK = {"disconnect", "replaced", "maintenance"}
 UNAVAILABLE_MESSAGE = "Matchmaking is temporarily unavailable; please try again shortly."
 NO_CHAT_SERVER_MESSAGE = "No chat server is available right now; please try again shortly."
 MAINTENANCE_EVENT = {"state": "MAINTENANCE", "message": services.MAINTENANCE_MESSAGE}
-UNAVAILABLE_EVENT = {"state": "ERROR", "code": "SERVICE_UNAVAILABLE", "message": UNAVAILABLE_MESSAGE}
+UNAVAILABLE_EVENT = {
+    "state": "ERROR",
+    "code": "SERVICE_UNAVAILABLE",
+    "message": UNAVAILABLE_MESSAGE,
+}
 SHUTDOWN_EVENT = {
     "state": "ERROR",
     "code": "SERVER_SHUTDOWN",

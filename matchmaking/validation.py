@@ -56,9 +56,7 @@ def normalize_interests(raw: str | Iterable[object] | None) -> list[str]:
         if not isinstance(item, str):
             raise InvalidInput("INVALID_INTEREST", "Each interest must be a string.")
         if not item.isprintable():
-            raise InvalidInput(
-                "INVALID_INTEREST", "Interests must not contain control characters."
-            )
+            raise InvalidInput("INVALID_INTEREST", "Interests must not contain control characters.")
         interest = item.strip().upper()
         if not interest:
             continue

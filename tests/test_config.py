@@ -1,0 +1,100 @@
+"""Configuration parsing: good values, bad values, and the one-line start-up error."""
+
+import subprocess
+import sys
+
+import pytest
+
+from animochat.config import DEFAULT_CHAT_SERVER_URLS, ConfigError, load_config, read_dotenv
+from tests.support.servers import BASE_DIR
+
+BASE = {"SECRET_KEY": "k"}
+
+
+def config(**env):
+    return load_config({**BASE, **env}, base_dir=BASE_DIR)
+
+
+def test_defaults():
+    c = config()
+    assert c.port == 3000
+    assert c.redis_url == "redis://localhost:6379" and not c.redis_url_explicit
+    assert c.chat_server_urls == DEFAULT_CHAT_SERVER_URLS
+    assert c.debug is False and c.maintenance_mode is False
+    assert c.keepalive_seconds == 15 and c.lease_seconds == 30
+    assert c.heartbeat_interval == 5
+    assert c.cors_allowed_origins == ("*",)
+
+
+def test_good_values():
+    c = config(
+        PORT="8080",
+        REDIS_URL="rediss://user:pw@cache:6380/2",
+        DEBUG="yes",
+        MAINTENANCE_MODE="on",
+        CHAT_SERVER_URLS="https://a.example/, http://b.example",
+        RENDER_EXTERNAL_URL="https://mm.example.com/",
+        HEARTBEAT_INTERVAL="14.5",
+    )
+    assert c.port == 8080 and c.redis_url_explicit and c.debug and c.maintenance_mode
+    assert c.chat_server_urls == ("https://a.example", "http://b.example")
+    assert c.render_external_url == "https://mm.example.com"
+    assert "mm.example.com" in c.allowed_hosts
+    assert c.heartbeat_interval == 14.5
+
+
+def test_empty_chat_server_list_is_allowed():
+    assert config(CHAT_SERVER_URLS="").chat_server_urls == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"PORT": "abc"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://localhost:notaport"}, "REDIS_URL"),
+        ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"MAINTENANCE_MODE": "2"}, "MAINTENANCE_MODE"),
+        ({"CHAT_SERVER_URLS": "ftp://x"}, "CHAT_SERVER_URLS"),
+        ({"DISCOVERY_SERVER_URL": "not a url"}, "DISCOVERY_SERVER_URL"),
+        ({"HEARTBEAT_INTERVAL": "15"}, "HEARTBEAT_INTERVAL"),
+        ({"KEEPALIVE_SECONDS": "10", "LEASE_SECONDS": "5"}, "LEASE_SECONDS"),
+        ({"SECRET_KEY": ""}, "SECRET_KEY"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_values_name_the_variable(env, names):
+    with pytest.raises(ConfigError, match=names):
+        config(**env)
+
+
+def test_debug_allows_missing_secret_key():
+    assert load_config({"DEBUG": "true"}, base_dir=BASE_DIR).secret_key
+
+
+def test_dotenv_parsing(tmp_path):
+    path = tmp_path / ".env"
+    path.write_text("# comment\nexport PORT=4000\nREDIS_URL='redis://x:1'\n\nA=\"b c\"\n")
+    assert read_dotenv(path) == {"PORT": "4000", "REDIS_URL": "redis://x:1", "A": "b c"}
+    path.write_text("NOEQUALS\n")
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        read_dotenv(path)
+
+
+def test_malformed_value_stops_startup_with_one_line():
+    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "k", "PORT": "not-a-number"}
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == "Configuration error: PORT must be a whole number, got 'not-a-number'"
+    )
