@@ -44,7 +44,11 @@ def json_message(message: str, status: int = 200, **extra: Any) -> JsonResponse:
 
 
 def allow_methods(*methods: str):
-    """Like ``require_http_methods`` for async views, but 405 carries a JSON message."""
+    """Mark an async view as a JSON API endpoint answering only ``methods``.
+
+    Like ``require_http_methods``, but the 405 carries a JSON message. API endpoints
+    take no cookies, so they are exempt from CSRF checks.
+    """
 
     def decorator(view):
         @functools.wraps(view)
@@ -57,6 +61,8 @@ def allow_methods(*methods: str):
                 return response
             return await view(request, *args, **kwargs)
 
+        wrapper.allowed_methods = methods  # read by the OpenAPI consistency test
+        wrapper.csrf_exempt = True
         return wrapper
 
     return decorator

@@ -92,6 +92,7 @@ def main() -> None:
     children: list[subprocess.Popen] = []
     try:
         manage(env, "migrate", "--no-input", "-v", "0")
+        manage(env, "collectstatic", "--no-input", "-v", "0")
         if env.get("DJANGO_SUPERUSER_USERNAME") and env.get("DJANGO_SUPERUSER_PASSWORD"):
             manage(env, "ensure_admin")
         port = env.get("PORT", "3000") or "3000"

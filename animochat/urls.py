@@ -5,6 +5,7 @@ from animochat import views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("openapi.json", views.openapi_json, name="openapi"),
     path("", include("matchmaking.urls")),
     path("", include("sessions_app.urls")),
 ]

@@ -1,8 +1,9 @@
-"""JSON error pages, so API clients never receive Django's HTML pages."""
+"""Project-level views: the OpenAPI document and JSON error pages (never HTML)."""
 
 from django.http import HttpRequest, JsonResponse
 
-from animochat.http import json_message
+from animochat.http import allow_methods, json_message
+from animochat.openapi import openapi_document
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> JsonResponse:
@@ -15,3 +16,8 @@ def not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
 
 def server_error(request: HttpRequest) -> JsonResponse:
     return json_message("Internal server error.", 500)
+
+
+@allow_methods("GET")
+async def openapi_json(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(openapi_document())

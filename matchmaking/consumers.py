@@ -204,13 +204,15 @@ class MatchmakingStreamConsumer:
                     await self.reject(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE)
         except asyncio.CancelledError:
             # Server shutdown (SIGTERM): give the place back, then tell the client.
+            # Daphne gathers its cancelled applications before stopping the reactor, and
+            # one re-raised CancelledError would end that wait early, stranding the
+            # other streams' places; so this returns normally once cleaned up.
             if queued:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.leave(user_id, "shutdown", started))
+                    await self.leave(user_id, "shutdown", started)
                 queued = False
             with contextlib.suppress(Exception):
                 await self.write(sse_event(SHUTDOWN_EVENT), more=False)
-            raise
         finally:
             if queued:  # the client vanished mid-write, or Redis failed mid-wait
                 with contextlib.suppress(Exception):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
 
 from animochat.http import BadRequest, allow_methods, json_message, request_fields
 
@@ -15,7 +14,6 @@ POPULAR_DEFAULT_LIMIT = 8
 POPULAR_MAX_LIMIT = 50
 
 
-@csrf_exempt
 @allow_methods("POST")
 async def cancel_matchmaking(request: HttpRequest) -> JsonResponse:
     fields = request_fields(request)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
 
 from animochat.http import allow_methods, json_message, request_fields
 from matchmaking.validation import InvalidInput, validate_user_id
@@ -27,7 +26,6 @@ async def session_detail(request: HttpRequest, user_id: str) -> JsonResponse:
     )
 
 
-@csrf_exempt
 @allow_methods("POST")
 async def session_disconnect(request: HttpRequest) -> JsonResponse:
     try:

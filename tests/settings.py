@@ -21,9 +21,11 @@ def _test_redis_url() -> str:
     return server.url + "/15"
 
 
-# Inherited by every server process the tests start.
+# Inherited by every process the tests start (servers, commands, workers), so they all
+# use this run's Redis instead of resolving their own.
+os.environ["TEST_REDIS_URL"] = _test_redis_url()
 TEST_ENVIRONMENT = {
-    "REDIS_URL": _test_redis_url(),
+    "REDIS_URL": os.environ["TEST_REDIS_URL"],
     "SECRET_KEY": "test-secret-key-not-for-production",
     "DEBUG": "false",
     "KEEPALIVE_SECONDS": "1",

@@ -1,0 +1,415 @@
+"""The OpenAPI 3 description of the whole HTTP API, served at ``GET /openapi.json``.
+
+``tests/test_openapi.py`` compares its paths and methods with the URL configuration,
+so an endpoint cannot be added or removed without this document following.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matchmaking.validation import MAX_INTEREST_LENGTH, MAX_INTERESTS, MAX_USER_ID_LENGTH
+
+
+def _message(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
+    }
+
+
+def _json(description: str, ref: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
+
+
+USER_ID_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_USER_ID_LENGTH,
+    "description": "Printable characters only.",
+}
+USER_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/UserRequest"}},
+        "application/x-www-form-urlencoded": {
+            "schema": {"$ref": "#/components/schemas/UserRequest"}
+        },
+    },
+}
+USER_ID_QUERY = {
+    "name": "userId",
+    "in": "query",
+    "required": False,
+    "description": "Accepted instead of (or repeated beside) the body's userId.",
+    "schema": USER_ID_SCHEMA,
+}
+MAINTENANCE_503 = _json("The service is in maintenance.", "Maintenance")
+UNAVAILABLE_503 = _message("Redis is unreachable; try again shortly.")
+RATE_LIMITED = _message("Too many requests from this client; see Retry-After.")
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "AnimoChat Matchmaking",
+            "version": "1.0.0",
+            "description": "Pairs users who share an interest for one-to-one chat.",
+        },
+        "paths": {
+            "/matchmaking": {
+                "get": {
+                    "summary": "Find a match or wait (Server-Sent Events)",
+                    "description": (
+                        "Streams `data: <json>` events: WAITING, then MATCHED (the stream "
+                        "ends); MAINTENANCE (503); ERROR with a code (400 bad input, 503 no "
+                        "chat server or storage down); REPLACED or CANCELLED when another "
+                        "stream or a cancel takes over. `: keepalive` comments while waiting."
+                    ),
+                    "parameters": [
+                        {
+                            "name": "userId",
+                            "in": "query",
+                            "required": True,
+                            "schema": USER_ID_SCHEMA,
+                        },
+                        {
+                            "name": "interest",
+                            "in": "query",
+                            "required": False,
+                            "description": f"Comma-separated, at most {MAX_INTERESTS} of at most "
+                            f"{MAX_INTEREST_LENGTH} characters; none means "
+                            "GLOBAL_CHAT.",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "interests",
+                            "in": "query",
+                            "required": False,
+                            "description": "Same as `interest` (the web client's name).",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Event stream: WAITING … MATCHED.",
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {"$ref": "#/components/schemas/StreamEvent"}
+                                }
+                            },
+                        },
+                        "400": {
+                            "description": "ERROR event: invalid input.",
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {"$ref": "#/components/schemas/StreamEvent"}
+                                }
+                            },
+                        },
+                        "405": {
+                            "description": "ERROR event: wrong method.",
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {"$ref": "#/components/schemas/StreamEvent"}
+                                }
+                            },
+                        },
+                        "414": {
+                            "description": "ERROR event: query string too long.",
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {"$ref": "#/components/schemas/StreamEvent"}
+                                }
+                            },
+                        },
+                        "429": {
+                            "description": "ERROR event: rate limited.",
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {"$ref": "#/components/schemas/StreamEvent"}
+                                }
+                            },
+                        },
+                        "503": {
+                            "description": "MAINTENANCE or ERROR event.",
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {"$ref": "#/components/schemas/StreamEvent"}
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+            "/session/{userId}": {
+                "get": {
+                    "summary": "The user's active chat session, for rejoining",
+                    "parameters": [
+                        {"name": "userId", "in": "path", "required": True, "schema": USER_ID_SCHEMA}
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The session, or a message that there is none.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"$ref": "#/components/schemas/Session"},
+                                            {"$ref": "#/components/schemas/Message"},
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                        "400": _message("Invalid userId."),
+                        "405": _message("Method not allowed."),
+                        "503": UNAVAILABLE_503,
+                    },
+                }
+            },
+            "/session/disconnect": {
+                "post": {
+                    "summary": "End the user's chat session for both participants",
+                    "parameters": [USER_ID_QUERY],
+                    "requestBody": USER_BODY,
+                    "responses": {
+                        "200": _message("Session disconnected successfully."),
+                        "400": _message("User ID is required, or the body is malformed."),
+                        "404": _message("No active session found to disconnect."),
+                        "405": _message("Method not allowed."),
+                        "413": _message("Body too large."),
+                        "429": RATE_LIMITED,
+                        "503": UNAVAILABLE_503,
+                    },
+                }
+            },
+            "/cancel_matchmaking": {
+                "post": {
+                    "summary": "Leave every queue and close the user's open stream",
+                    "description": "Idempotent. Queues are looked up server-side.",
+                    "parameters": [USER_ID_QUERY],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/CancelRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _message("Matchmaking cancelled successfully."),
+                        "400": _message("userId missing or invalid, or malformed body."),
+                        "405": _message("Method not allowed."),
+                        "413": _message("Body too large."),
+                        "429": RATE_LIMITED,
+                        "503": UNAVAILABLE_503,
+                    },
+                }
+            },
+            "/interests/popular": {
+                "get": {
+                    "summary": "Interests most users asked for in the recent window",
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 50,
+                                "default": 8,
+                            },
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Most popular first.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Popularity"},
+                                    }
+                                }
+                            },
+                        },
+                        "400": _message("Invalid limit."),
+                        "405": _message("Method not allowed."),
+                        "503": {
+                            "description": "Maintenance, or Redis unreachable.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"$ref": "#/components/schemas/Maintenance"},
+                                            {"$ref": "#/components/schemas/Message"},
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+            "/status": {
+                "get": {
+                    "summary": "Detailed health for the AnimoChat status page",
+                    "responses": {
+                        "200": _json("Healthy.", "Status"),
+                        "405": _message("Method not allowed."),
+                        "503": _json("Redis unreachable (same shape).", "Status"),
+                    },
+                }
+            },
+            "/maintenance": {
+                "get": {
+                    "summary": "Maintenance state shared by every instance",
+                    "responses": {
+                        "200": _json("Operational.", "Maintenance"),
+                        "405": _message("Method not allowed."),
+                        "503": {
+                            "description": "In maintenance, or Redis unreachable.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"$ref": "#/components/schemas/Maintenance"},
+                                            {"$ref": "#/components/schemas/Message"},
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3 document.",
+                            "content": {"application/json": {}},
+                        },
+                        "405": _message("Method not allowed."),
+                    },
+                }
+            },
+        },
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+SCHEMAS: dict[str, Any] = {
+    "Message": {
+        "type": "object",
+        "required": ["message"],
+        "properties": {"message": {"type": "string"}, "code": {"type": "string"}},
+    },
+    "UserRequest": {
+        "type": "object",
+        "required": ["userId"],
+        "properties": {"userId": USER_ID_SCHEMA},
+    },
+    "CancelRequest": {
+        "type": "object",
+        "required": ["userId"],
+        "properties": {
+            "userId": USER_ID_SCHEMA,
+            "interests": {
+                "type": "array",
+                "maxItems": MAX_INTERESTS,
+                "items": {"type": "string", "maxLength": MAX_INTEREST_LENGTH},
+            },
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": ["chatId", "serverUrl", "participants"],
+        "properties": {
+            "chatId": {"type": "string"},
+            "serverUrl": {"type": "string"},
+            "participants": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 2,
+                "maxItems": 2,
+            },
+        },
+    },
+    "Popularity": {
+        "type": "object",
+        "required": ["interest", "count"],
+        "properties": {"interest": {"type": "string"}, "count": {"type": "integer"}},
+    },
+    "Maintenance": {
+        "type": "object",
+        "required": ["state", "message"],
+        "properties": {
+            "state": {"type": "string", "enum": ["ACTIVE", "MAINTENANCE"]},
+            "message": {"type": "string"},
+        },
+    },
+    "StreamEvent": {
+        "type": "object",
+        "required": ["state"],
+        "properties": {
+            "state": {
+                "type": "string",
+                "enum": ["WAITING", "MATCHED", "MAINTENANCE", "ERROR", "REPLACED", "CANCELLED"],
+            },
+            "matchedUserId": {"type": "string"},
+            "interest": {"type": "string", "description": "Shared interests, comma-joined."},
+            "chatId": {"type": "string"},
+            "chatServerUrl": {"type": "string"},
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    },
+    "Status": {
+        "type": "object",
+        "required": [
+            "serviceState",
+            "timestamp",
+            "redis",
+            "metrics",
+            "serviceInfo",
+            "uptime",
+            "processMemory",
+            "os",
+            "cpuUsage",
+        ],
+        "properties": {
+            "serviceState": {"type": "string", "enum": ["ACTIVE", "MAINTENANCE"]},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "redis": {
+                "type": "object",
+                "properties": {"commands": {"type": "string"}, "subscriber": {"type": "string"}},
+            },
+            "metrics": {
+                "type": "object",
+                "properties": {
+                    "activeSessions": {"type": "integer"},
+                    "usersInQueue": {"type": "integer"},
+                    "queues": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "openStreams": {"type": "integer"},
+                },
+            },
+            "discovery": {"type": "object"},
+            "serviceInfo": {
+                "type": "object",
+                "properties": {"serviceName": {"type": "string"}, "version": {"type": "string"}},
+            },
+            "uptime": {"type": "number"},
+            "processMemory": {"type": "object"},
+            "os": {"type": "object"},
+            "cpuUsage": {"type": "object"},
+        },
+    },
+}
