@@ -10,6 +10,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 
+from animochat.auth import bearer_token
+
 CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
 CORS_ALLOW_HEADERS = "Content-Type, Authorization, Last-Event-ID, Cache-Control"
 CORS_MAX_AGE = "86400"
@@ -75,6 +77,15 @@ class BadRequest(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+def client_address(request) -> str:
+    """The caller's address (Daphne's --proxy-headers puts X-Forwarded-For here)."""
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def request_token(request) -> str:
+    return bearer_token(request.headers.get("Authorization"), request.GET.get("token"))
 
 
 def request_fields(request) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 from redis.exceptions import RedisError
 
+from animochat.auth import NotAuthorized
 from animochat.http import BadRequest, cors_headers, json_message, preflight_headers
 from animochat.logging import log_event
+from animochat.ratelimit import RateLimited
 from matchmaking.validation import InvalidInput
 
 logger = logging.getLogger("animochat.http")
@@ -74,6 +76,12 @@ class ApiErrorMiddleware(MiddlewareMixin):
             return json_message(exception.message, exception.status)
         if isinstance(exception, InvalidInput):
             return json_message(exception.message, exception.status, code=exception.code)
+        if isinstance(exception, NotAuthorized):
+            return json_message(exception.message, exception.status)
+        if isinstance(exception, RateLimited):
+            response = json_message(exception.message, 429)
+            response["Retry-After"] = str(exception.retry_after)
+            return response
         if isinstance(exception, RedisError | ConnectionError | TimeoutError):
             log_event(logger, "redis_unavailable", logging.WARNING, path=request.path)
             return json_message(SERVICE_UNAVAILABLE_MESSAGE, 503)

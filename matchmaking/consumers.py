@@ -27,8 +27,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from animochat.auth import NotAuthorized, authorize_user, bearer_token
 from animochat.http import cors_headers, preflight_headers
 from animochat.logging import log_event
+from animochat.ratelimit import RateLimited, check_rate_limit
 from sessions_app import selectors as session_selectors
 
 from . import notifications, services
@@ -129,9 +131,23 @@ class MatchmakingStreamConsumer:
             await self.reject(405, "METHOD_NOT_ALLOWED", "Use GET for /matchmaking.", Allow="GET")
             return
         try:
-            user_id, interests = self.parse_query()
+            user_id, interests, token = self.parse_query()
+            await check_rate_limit("matchmaking", self.scope.get("client", ["unknown"])[0])
+            authorize_user(user_id, bearer_token(self.headers.get("authorization"), token))
         except InvalidInput as error:
             await self.reject(error.status, error.code, error.message)
+            return
+        except NotAuthorized as error:
+            code = "UNAUTHORIZED" if error.status == 401 else "FORBIDDEN"
+            await self.reject(error.status, code, error.message)
+            return
+        except RateLimited as error:
+            await self.reject(
+                429, "RATE_LIMITED", error.message, **{"Retry-After": str(error.retry_after)}
+            )
+            return
+        except (RedisError, OSError):
+            await self.reject(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE)
             return
         MatchmakingStreamConsumer.open_streams += 1
         try:
@@ -141,7 +157,7 @@ class MatchmakingStreamConsumer:
         finally:
             MatchmakingStreamConsumer.open_streams -= 1
 
-    def parse_query(self) -> tuple[str, list[str]]:
+    def parse_query(self) -> tuple[str, list[str], str]:
         raw = self.scope.get("query_string", b"")
         if len(raw) > MAX_QUERY_STRING:
             raise InvalidInput("QUERY_TOO_LONG", "The query string is too long.", status=414)
@@ -155,7 +171,8 @@ class MatchmakingStreamConsumer:
         user_id = validate_user_id(user_ids[0] if user_ids else None)
         # The web client sends the list as `interests`; older clients as `interest`.
         raw_interests = [value for key, value in pairs if key in ("interest", "interests")]
-        return user_id, normalize_interests(",".join(raw_interests))
+        tokens = [value for key, value in pairs if key == "token"]
+        return user_id, normalize_interests(",".join(raw_interests)), (tokens or [""])[-1]
 
     async def match_or_wait(self, user_id: str, interests: list[str]) -> None:
         layer = get_channel_layer()

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
-from animochat.http import BadRequest, allow_methods, json_message, request_fields
+from animochat.auth import authorize_user
+from animochat.http import (
+    BadRequest,
+    allow_methods,
+    client_address,
+    json_message,
+    request_fields,
+    request_token,
+)
+from animochat.ratelimit import check_rate_limit
 
 from . import selectors, services
 from .validation import normalize_interests, validate_user_id
@@ -16,8 +25,10 @@ POPULAR_MAX_LIMIT = 50
 
 @allow_methods("POST")
 async def cancel_matchmaking(request: HttpRequest) -> JsonResponse:
+    await check_rate_limit("post", client_address(request))
     fields = request_fields(request)
     user_id = validate_user_id(fields.get("userId"))
+    authorize_user(user_id, request_token(request))
     # Queues are looked up server-side; a listed `interests` is only checked for shape.
     normalize_interests(fields.get("interests"))
     await services.cancel_matchmaking(user_id)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
-from animochat.http import allow_methods, json_message, request_fields
+from animochat.auth import authorize_user
+from animochat.http import (
+    allow_methods,
+    client_address,
+    json_message,
+    request_fields,
+    request_token,
+)
+from animochat.ratelimit import check_rate_limit
 from matchmaking.validation import InvalidInput, validate_user_id
 
 from . import selectors, services
@@ -14,7 +22,8 @@ USER_ID_REQUIRED = "User ID is required (userId in the JSON body, form or query 
 
 @allow_methods("GET")
 async def session_detail(request: HttpRequest, user_id: str) -> JsonResponse:
-    session = await selectors.get_user_session(validate_user_id(user_id))
+    authorize_user(validate_user_id(user_id), request_token(request))
+    session = await selectors.get_user_session(user_id)
     if session is None:
         return json_message("No active session found for this user.")
     return JsonResponse(
@@ -28,11 +37,13 @@ async def session_detail(request: HttpRequest, user_id: str) -> JsonResponse:
 
 @allow_methods("POST")
 async def session_disconnect(request: HttpRequest) -> JsonResponse:
+    await check_rate_limit("post", client_address(request))
     try:
         user_id = validate_user_id(request_fields(request).get("userId"))
     except InvalidInput as error:
         message = USER_ID_REQUIRED if error.code == "MISSING_USER_ID" else error.message
         return json_message(message, 400, code=error.code)
+    authorize_user(user_id, request_token(request))
     if await services.end_user_session(user_id) is None:
         return json_message("No active session found to disconnect.", 404)
     return json_message("Session disconnected successfully.")

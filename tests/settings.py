@@ -35,6 +35,8 @@ TEST_ENVIRONMENT = {
     "RENDER_EXTERNAL_URL": "",
     "DISCOVERY_SERVER_URL": "http://127.0.0.1:9/",
     "LOG_LEVEL": "INFO",
+    # Every test client is 127.0.0.1; the rate-limit tests turn limiting on themselves.
+    "RATE_LIMIT_PER_MINUTE": "0",
 }
 os.environ.update(TEST_ENVIRONMENT)
 

@@ -1,0 +1,40 @@
+"""Per-client request limits kept in Redis, so they hold across server processes.
+
+A fixed one-minute window per client address and endpoint group: one INCR and one
+EXPIRE in a single round trip. ``RATE_LIMIT_PER_MINUTE=0`` turns limiting off.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+
+from animochat.redis_client import get_redis
+
+WINDOW_SECONDS = 60
+
+
+class RateLimited(Exception):
+    """The client spent its allowance; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many requests; retry in {retry_after} s.")
+        self.retry_after = retry_after
+        self.message = str(self)
+
+
+async def check_rate_limit(group: str, client: str) -> None:
+    """Count one request of ``client`` to ``group``; raise :class:`RateLimited` past the limit."""
+    limit = settings.RATE_LIMIT_PER_MINUTE
+    if limit <= 0:
+        return
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    key = f"ratelimit:{group}:{client}:{window}"
+    async with get_redis().pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, WINDOW_SECONDS + 1)
+        count, _ = await pipe.execute()
+    if count > limit:
+        raise RateLimited(max(1, int((window + 1) * WINDOW_SECONDS - now) + 1))
