@@ -47,6 +47,7 @@ class Config:
     popular_window_seconds: int
     session_ttl_seconds: int
     heartbeat_interval: float
+    rematch_cooldown: int
     rate_limit_per_minute: int
     auth_jwt_secret: str
     log_level: str
@@ -223,6 +224,7 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
         popular_window_seconds=parse_int(env, "POPULAR_WINDOW_SECONDS", 600, 1, 86400 * 7),
         session_ttl_seconds=parse_int(env, "SESSION_TTL_SECONDS", 86400, 60, 86400 * 365),
         heartbeat_interval=heartbeat,
+        rematch_cooldown=parse_int(env, "REMATCH_COOLDOWN", 60, 0, 86400),
         rate_limit_per_minute=parse_int(env, "RATE_LIMIT_PER_MINUTE", 300, 0, 1_000_000),
         auth_jwt_secret=env.get("AUTH_JWT_SECRET", "").strip(),
         log_level=log_level,

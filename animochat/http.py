@@ -88,6 +88,19 @@ def request_token(request) -> str:
     return bearer_token(request.headers.get("Authorization"), request.GET.get("token"))
 
 
+class RepeatedKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise RepeatedKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
 def request_fields(request) -> dict[str, Any]:
     """Fields of a POST: the JSON object or form body, over the query string."""
     fields: dict[str, Any] = {key: request.GET.get(key) for key in request.GET}
@@ -103,13 +116,24 @@ def request_fields(request) -> dict[str, Any]:
     )
     # Some clients label a JSON body as a form (curl -d); a leading brace decides.
     if is_form and not body.lstrip().startswith(b"{"):
-        fields.update({key: request.POST.get(key) for key in request.POST})
-        return fields
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise BadRequest('The JSON body must be an object, e.g. {"userId": "…"}.')
+        data = {}
+        for key, values in request.POST.lists():
+            if len(values) > 1:
+                raise BadRequest(f"Give the {key} field only once.")
+            data[key] = values[0]
+    else:
+        try:
+            data = json.loads(body, object_pairs_hook=_object_without_repeated_keys)
+        except RepeatedKey as error:
+            raise BadRequest(f"Give the {error} field only once.") from None
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("The request body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise BadRequest('The JSON body must be an object, e.g. {"userId": "…"}.')
+    # The web client repeats userId in the query string: the same value twice is fine,
+    # two different ones are ambiguous.
+    for key, value in data.items():
+        if key in fields and fields[key] != value:
+            raise BadRequest(f"{key} differs between the query string and the body.")
     fields.update(data)
     return fields

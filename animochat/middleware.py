@@ -10,13 +10,18 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 from redis.exceptions import RedisError
 
+from animochat import twisted_limits
 from animochat.auth import NotAuthorized
 from animochat.http import BadRequest, cors_headers, json_message, preflight_headers
 from animochat.logging import log_event
 from animochat.ratelimit import RateLimited
+from matchmaking.metrics import record_redis_error
 from matchmaking.validation import InvalidInput
 
 logger = logging.getLogger("animochat.http")
+
+# Daphne imports the ASGI application, and so this module, before it starts serving.
+twisted_limits.install()
 
 SERVICE_UNAVAILABLE_MESSAGE = "The service is temporarily unavailable (storage unreachable)."
 
@@ -71,6 +76,16 @@ class ApiErrorMiddleware(MiddlewareMixin):
     503, so the service answers clearly while Redis is down and recovers by itself.
     """
 
+    def process_request(self, request: HttpRequest):
+        # A repeated parameter is ambiguous (which userId is meant?): refuse it, as the
+        # stream does, rather than silently picking one.
+        if request.path.startswith(("/admin", "/static")):
+            return None
+        for name, values in request.GET.lists():
+            if len(values) > 1:
+                return json_message(f"Give the {name} parameter only once.", 400)
+        return None
+
     def process_exception(self, request: HttpRequest, exception: Exception):
         if isinstance(exception, BadRequest):
             return json_message(exception.message, exception.status)
@@ -84,5 +99,6 @@ class ApiErrorMiddleware(MiddlewareMixin):
             return response
         if isinstance(exception, RedisError | ConnectionError | TimeoutError):
             log_event(logger, "redis_unavailable", logging.WARNING, path=request.path)
+            record_redis_error()
             return json_message(SERVICE_UNAVAILABLE_MESSAGE, 503)
         return None

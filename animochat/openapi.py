@@ -31,8 +31,10 @@ USER_ID_SCHEMA = {
     "maxLength": MAX_USER_ID_LENGTH,
     "description": "Printable characters only.",
 }
+# Optional bodies: userId may come in the query string alone (the web client repeats it
+# there); given in both, the two must agree.
 USER_BODY = {
-    "required": True,
+    "required": False,
     "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/UserRequest"}},
         "application/x-www-form-urlencoded": {
@@ -91,6 +93,24 @@ def openapi_document() -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "description": "Same as `interest` (the web client's name).",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "fallbackAfter",
+                            "in": "query",
+                            "required": False,
+                            "description": "Seconds without an interest match after which the "
+                            "user may also be matched with anyone else past their own fallback "
+                            "(MATCHED then has `fallback: true` and an empty `interest`). "
+                            "Off when absent.",
+                            "schema": {"type": "number", "minimum": 0, "maximum": 600},
+                        },
+                        {
+                            "name": "token",
+                            "in": "query",
+                            "required": False,
+                            "description": "JWT when AUTH_JWT_SECRET is set (EventSource "
+                            "cannot send an Authorization header).",
                             "schema": {"type": "string"},
                         },
                     ],
@@ -167,6 +187,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         "400": _message("Invalid userId."),
+                        "404": _message("No route: the userId contains a line break."),
                         "405": _message("Method not allowed."),
                         "503": UNAVAILABLE_503,
                     },
@@ -194,7 +215,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "Idempotent. Queues are looked up server-side.",
                     "parameters": [USER_ID_QUERY],
                     "requestBody": {
-                        "required": True,
+                        "required": False,
                         "content": {
                             "application/json": {
                                 "schema": {"$ref": "#/components/schemas/CancelRequest"}
@@ -219,6 +240,7 @@ def openapi_document() -> dict[str, Any]:
                             "name": "limit",
                             "in": "query",
                             "required": False,
+                            "allowEmptyValue": True,  # empty means the default
                             "schema": {
                                 "type": "integer",
                                 "minimum": 1,
@@ -289,6 +311,19 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (see matchmaking/metrics.py)",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "405": _message("Method not allowed."),
+                        "503": UNAVAILABLE_503,
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -324,8 +359,11 @@ SCHEMAS: dict[str, Any] = {
             "userId": USER_ID_SCHEMA,
             "interests": {
                 "type": "array",
-                "maxItems": MAX_INTERESTS,
-                "items": {"type": "string", "maxLength": MAX_INTEREST_LENGTH},
+                # Limits apply after normalization (trimmed, upper-cased, empty and
+                # repeated ones dropped), which a schema cannot express.
+                "description": f"At most {MAX_INTERESTS} distinct non-empty interests of at "
+                f"most {MAX_INTEREST_LENGTH} characters once trimmed and upper-cased.",
+                "items": {"type": "string"},
             },
         },
     },
@@ -368,6 +406,16 @@ SCHEMAS: dict[str, Any] = {
             "interest": {"type": "string", "description": "Shared interests, comma-joined."},
             "chatId": {"type": "string"},
             "chatServerUrl": {"type": "string"},
+            "fallback": {"type": "boolean", "description": "MATCHED through fallbackAfter."},
+            "waiting": {
+                "type": "integer",
+                "description": "WAITING: others waiting in your interests' queues.",
+            },
+            "estimatedWaitSeconds": {
+                "type": "integer",
+                "nullable": True,
+                "description": "WAITING: expected wait from recent arrivals in your interests.",
+            },
             "code": {"type": "string"},
             "message": {"type": "string"},
         },

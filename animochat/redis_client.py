@@ -18,18 +18,26 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.retry import Retry
+from redis.maint_notifications import MaintNotificationsConfig
 
 LUA_LIBRARY = Path(__file__).resolve().parent / "lua" / "lib.lua"
 
-# Short timeouts: with Redis down, callers must answer 503 within seconds, not hang.
+# Short timeouts: with Redis down, callers must answer 503 within seconds, not hang
+# (a refused connection fails at once; an unanswered one after 2 x 2 s with the retry).
 CONNECTION_OPTIONS: dict[str, Any] = {
     "decode_responses": True,
-    "socket_connect_timeout": 1.0,
+    "socket_connect_timeout": 2.0,
     "socket_timeout": 2.0,
     "health_check_interval": 30,
+    # redis-py 8 turns maintenance notifications (a Redis Enterprise feature) on by
+    # default, and that skips the pool's check for connections the server closed: after
+    # a Redis restart every idle pooled connection failed one command
+    # (redis/redis-py#4252). Off, the pool reconnects them before use.
+    "maint_notifications_config": MaintNotificationsConfig(enabled=False),
 }
 
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
@@ -42,13 +50,21 @@ def get_redis() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
+        # The retry belongs to the pool: redis-py ignores one given to Redis() beside a
+        # pool. Only connection failures are retried, never timeouts, since a timed-out
+        # script (the matcher) may have run and must not run twice.
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=64, timeout=2.0, **CONNECTION_OPTIONS
+            settings.REDIS_URL,
+            max_connections=64,
+            timeout=2.0,
+            retry=Retry(
+                ExponentialBackoff(cap=0.2, base=0.02),
+                retries=2,
+                supported_errors=(RedisConnectionError,),
+            ),
+            **CONNECTION_OPTIONS,
         )
-        client = aioredis.Redis(
-            connection_pool=pool,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
-        )
+        client = aioredis.Redis(connection_pool=pool)
         _async_clients[loop] = client
     return client
 

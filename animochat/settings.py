@@ -32,6 +32,7 @@ LEASE_SECONDS = CONFIG.lease_seconds
 POPULAR_WINDOW_SECONDS = CONFIG.popular_window_seconds
 SESSION_TTL_SECONDS = CONFIG.session_ttl_seconds
 HEARTBEAT_INTERVAL = CONFIG.heartbeat_interval
+REMATCH_COOLDOWN = CONFIG.rematch_cooldown
 RATE_LIMIT_PER_MINUTE = CONFIG.rate_limit_per_minute
 AUTH_JWT_SECRET = CONFIG.auth_jwt_secret
 
@@ -117,9 +118,10 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # Pub/sub channels ignore Redis database numbers, so the database is part of the
 # prefix: deployments (or test runs) sharing one Redis never hear each other.
 _REDIS_DB = urlsplit(REDIS_URL).path.strip("/") or "0"
+# channels_redis' pub/sub layer, quiet and outage-aware (see animochat/channel_layer.py).
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "BACKEND": "animochat.channel_layer.RedisPubSubChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "prefix": f"animochat.db{_REDIS_DB}."},
     }
 }

@@ -20,6 +20,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -34,11 +35,13 @@ from animochat.ratelimit import RateLimited, check_rate_limit
 from sessions_app import selectors as session_selectors
 
 from . import notifications, services
+from .metrics import record_redis_error
 from .validation import InvalidInput, normalize_interests, validate_user_id
 
 logger = logging.getLogger("matchmaking.stream")
 
 MAX_QUERY_STRING = 8 * 1024
+MAX_FALLBACK_AFTER = 600
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -131,9 +134,11 @@ class MatchmakingStreamConsumer:
             await self.reject(405, "METHOD_NOT_ALLOWED", "Use GET for /matchmaking.", Allow="GET")
             return
         try:
-            user_id, interests, token = self.parse_query()
+            request = self.parse_query()
             await check_rate_limit("matchmaking", self.scope.get("client", ["unknown"])[0])
-            authorize_user(user_id, bearer_token(self.headers.get("authorization"), token))
+            authorize_user(
+                request.user_id, bearer_token(self.headers.get("authorization"), request.token)
+            )
         except InvalidInput as error:
             await self.reject(error.status, error.code, error.message)
             return
@@ -151,13 +156,13 @@ class MatchmakingStreamConsumer:
             return
         MatchmakingStreamConsumer.open_streams += 1
         try:
-            await self.match_or_wait(user_id, interests)
+            await self.match_or_wait(request)
         except StreamClosed:
             pass
         finally:
             MatchmakingStreamConsumer.open_streams -= 1
 
-    def parse_query(self) -> tuple[str, list[str], str]:
+    def parse_query(self) -> StreamRequest:
         raw = self.scope.get("query_string", b"")
         if len(raw) > MAX_QUERY_STRING:
             raise InvalidInput("QUERY_TOO_LONG", "The query string is too long.", status=414)
@@ -172,9 +177,16 @@ class MatchmakingStreamConsumer:
         # The web client sends the list as `interests`; older clients as `interest`.
         raw_interests = [value for key, value in pairs if key in ("interest", "interests")]
         tokens = [value for key, value in pairs if key == "token"]
-        return user_id, normalize_interests(",".join(raw_interests)), (tokens or [""])[-1]
+        fallback = [value for key, value in pairs if key == "fallbackAfter"]
+        return StreamRequest(
+            user_id,
+            normalize_interests(",".join(raw_interests)),
+            (tokens or [""])[-1],
+            validate_fallback_after(fallback[-1] if fallback else None),
+        )
 
-    async def match_or_wait(self, user_id: str, interests: list[str]) -> None:
+    async def match_or_wait(self, request: StreamRequest) -> None:
+        user_id, interests = request.user_id, request.interests
         layer = get_channel_layer()
         group = notifications.user_group(user_id)
         started = time.monotonic()
@@ -192,7 +204,9 @@ class MatchmakingStreamConsumer:
             await notifications.send_to_user(
                 user_id, notifications.STREAM_REPLACED, token=self.token
             )
-            result = await services.enqueue_or_match(user_id, interests, self.token)
+            result = await services.enqueue_or_match(
+                user_id, interests, self.token, request.fallback_after
+            )
             if result.state == services.MATCHED_STATE:
                 await self.on_matched_here(user_id, result, started)
                 return
@@ -205,15 +219,16 @@ class MatchmakingStreamConsumer:
             queued = True
             log_event(logger, "enqueue", user=user_id, interests=interests, ms=elapsed_ms(started))
             await self.start(200)
-            await self.write(sse_event({"state": "WAITING"}))
+            await self.write(sse_event(waiting_event(result)))
             listener = asyncio.ensure_future(layer.receive(self.channel))
-            outcome = await self.wait(user_id, listener, started)
+            outcome = await self.wait(user_id, listener, started, request.fallback_after)
             queued = outcome in GIVES_PLACE_BACK
             if queued:
                 await self.leave(user_id, outcome, started)
                 queued = False
         except (RedisError, OSError):
             log_event(logger, "redis_unavailable", logging.WARNING, user=user_id)
+            record_redis_error()
             with contextlib.suppress(StreamClosed):
                 if self.started:
                     await self.write(sse_event(UNAVAILABLE_EVENT), more=False)
@@ -246,6 +261,7 @@ class MatchmakingStreamConsumer:
             "interest": result.interest,
             "chatId": result.chat_id,
             "chatServerUrl": result.chat_server_url,
+            **({"fallback": True} if result.fallback else {}),
         }
         await notifications.send_to_user(
             result.partner,
@@ -260,6 +276,7 @@ class MatchmakingStreamConsumer:
             partner=result.partner,
             chatId=result.chat_id,
             interest=result.interest,
+            fallback=result.fallback,
             chatServer=result.chat_server_url,
             partnerWaitedMs=result.partner_waited_ms,
             ms=elapsed_ms(started),
@@ -270,28 +287,56 @@ class MatchmakingStreamConsumer:
         removed = await services.leave_queues(user_id, self.token)
         log_event(logger, outcome, user=user_id, removed=removed, waitedMs=elapsed_ms(started))
 
-    async def wait(self, user_id: str, listener: asyncio.Future, started: float) -> str:
-        """Wait for a notification, a disconnect or a keepalive; return how it ended."""
+    async def wait(
+        self, user_id: str, listener: asyncio.Future, started: float, fallback_after: float | None
+    ) -> str:
+        """Wait for a notification, a disconnect, a keepalive or the fallback time.
+
+        Returns how the stream ended (see ``GIVES_PLACE_BACK``).
+        """
         disconnect = asyncio.ensure_future(self.receive())
+        next_keepalive = time.monotonic() + settings.KEEPALIVE_SECONDS
+        fallback_at = started + fallback_after if fallback_after else None
         try:
             while True:
+                deadline = min(next_keepalive, fallback_at or next_keepalive)
                 done, _ = await asyncio.wait(
                     {listener, disconnect},
-                    timeout=settings.KEEPALIVE_SECONDS,
+                    timeout=max(0.0, deadline - time.monotonic()),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if disconnect in done:
                     return "disconnect"
                 if listener in done:
-                    outcome = await self.on_message(listener.result())
+                    message = listener.result()
+                    if message.get("type") == notifications.LAYER_CONNECTION_LOST:
+                        # Notifications may be lost from now on, and Redis may be down:
+                        # check the place now instead of at the next keepalive.
+                        outcome = await self.on_keepalive(user_id)
+                    else:
+                        outcome = await self.on_message(message)
                     listener = asyncio.ensure_future(get_channel_layer().receive(self.channel))
-                else:
+                elif fallback_at and time.monotonic() >= fallback_at:
+                    fallback_at = None
+                    outcome = await self.on_fallback_time(user_id, started)
+                elif time.monotonic() >= next_keepalive:
+                    next_keepalive = time.monotonic() + settings.KEEPALIVE_SECONDS
                     outcome = await self.on_keepalive(user_id)
+                else:
+                    outcome = None
                 if outcome:
                     listener.cancel()
                     return outcome
         finally:
             disconnect.cancel()
+
+    async def on_fallback_time(self, user_id: str, started: float) -> str | None:
+        """The user waited ``fallbackAfter`` seconds: anyone past theirs will do now."""
+        result = await services.enter_fallback(user_id, self.token)
+        if result.state != services.MATCHED_STATE:
+            return None  # still waiting (now for anyone too), or already taken care of
+        await self.on_matched_here(user_id, result, started)
+        return "matched"
 
     async def on_message(self, message: dict[str, Any]) -> str | None:
         """Act on a Channels-layer message; return an outcome if the stream ends."""
@@ -313,10 +358,10 @@ class MatchmakingStreamConsumer:
 
     async def on_keepalive(self, user_id: str) -> str | None:
         lease = await services.renew_lease(user_id, self.token)
-        if lease == services.LEASE_RENEWED:
-            await self.write(KEEPALIVE_COMMENT)
+        if lease.state == services.WAITING_STATE:
+            await self.write(KEEPALIVE_COMMENT + sse_event(waiting_event(lease)))
             return None
-        if lease == services.LEASE_TAKEN:
+        if lease.state == services.TAKEN_STATE:
             await self.write(sse_event(REPLACED_EVENT), more=False)
             return "replaced"
         # No lease: matched while the notification was lost, or the place is gone. The
@@ -340,6 +385,37 @@ class MatchmakingStreamConsumer:
             return "matched"
         await self.write(sse_event(LOST_EVENT), more=False)
         return "lost"
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    user_id: str
+    interests: list[str]
+    token: str  # JWT from ?token=, for EventSource clients that cannot send headers
+    fallback_after: float | None  # seconds; None: interest matches only
+
+
+def validate_fallback_after(raw: str | None) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_FALLBACK_AFTER:  # also rejects nan and inf
+        raise InvalidInput(
+            "INVALID_FALLBACK_AFTER",
+            f"fallbackAfter must be a number of seconds from 0 to {MAX_FALLBACK_AFTER}.",
+        )
+    return value
+
+
+def waiting_event(result: services.MatchResult) -> dict[str, Any]:
+    return {
+        "state": "WAITING",
+        "waiting": result.waiting,
+        "estimatedWaitSeconds": result.estimated_wait_seconds,
+    }
 
 
 def elapsed_ms(started: float) -> float:

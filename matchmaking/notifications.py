@@ -13,6 +13,8 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from animochat.channel_layer import CONNECTION_LOST
+
 BROADCAST_GROUP = "matchmaking.streams"
 
 # Message types, dispatched by MatchmakingStreamConsumer.
@@ -20,6 +22,8 @@ MATCH_FOUND = "match.found"
 STREAM_REPLACED = "stream.replaced"
 STREAM_CANCELLED = "stream.cancelled"
 SERVICE_MAINTENANCE = "service.maintenance"
+# From the layer itself: this process's pub/sub connection dropped.
+LAYER_CONNECTION_LOST = CONNECTION_LOST
 
 
 def user_group(user_id: str) -> str:

@@ -98,3 +98,75 @@ def open_stream_count() -> int:
     from .consumers import MatchmakingStreamConsumer
 
     return MatchmakingStreamConsumer.open_streams
+
+
+# Reads for the admin dashboard.
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """One queue: ``interest`` is None for the queue of every waiting user."""
+
+    interest: str | None
+    waiting: int
+    oldest_wait_seconds: float | None
+
+
+@dataclass(frozen=True)
+class WaitingUser:
+    user_id: str
+    interests: list[str]
+    wait_seconds: float
+    # False for a user whose stream died with its server: the matcher drops them.
+    lease_alive: bool
+
+
+@dataclass(frozen=True)
+class WaitingPage:
+    total: int
+    users: list[WaitingUser]
+
+
+def _wait_seconds(now_us: int, since_us: float | None) -> float | None:
+    return None if since_us is None else max(0.0, (now_us - since_us) / 1_000_000)
+
+
+def _waiting_user(now_us: int, row: tuple[str, float, set[str], int]) -> WaitingUser:
+    user_id, since_us, interests, lease_ms = row
+    wait_seconds = max(0.0, (now_us - since_us) / 1_000_000)
+    return WaitingUser(user_id, sorted(interests), wait_seconds, lease_ms > 0)
+
+
+async def queue_summaries() -> tuple[QueueSummary, list[QueueSummary]]:
+    """All waiting users, then each interest's queue, largest first: O(interests)."""
+    now_us, total, oldest, rows = await store.queue_heads()
+    queues = [
+        QueueSummary(interest, size, _wait_seconds(now_us, since)) for interest, size, since in rows
+    ]
+    queues.sort(key=lambda queue: (-queue.waiting, queue.interest))
+    return QueueSummary(None, total, _wait_seconds(now_us, oldest)), queues
+
+
+async def waiting_users(interest: str | None, offset: int, limit: int) -> WaitingPage:
+    """A page of one interest's queue (or of every waiting user), longest wait first."""
+    now_us, total, rows = await store.queue_page(interest, offset, limit)
+    return WaitingPage(total, [_waiting_user(now_us, row) for row in rows])
+
+
+async def find_waiting_user(user_id: str) -> WaitingUser | None:
+    now_us, row = await store.waiting_user(user_id)
+    return None if row is None else _waiting_user(now_us, row)
+
+
+async def metrics_values() -> dict[str, Any]:
+    """What ``/metrics`` reports (see :mod:`matchmaking.metrics`)."""
+    from sessions_app import selectors as session_selectors
+
+    matches, time_to_match, users_waiting = await store.match_metrics()
+    return {
+        "matches": matches,
+        "time_to_match": time_to_match,
+        "users_waiting": users_waiting,
+        "active_sessions": await session_selectors.count_active_sessions(),
+        "open_streams": open_stream_count(),
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 
 from . import notifications, store
@@ -14,7 +15,7 @@ MAINTENANCE_MESSAGE = "The matchmaking service is under maintenance. Please try 
 
 @dataclass(frozen=True)
 class MatchResult:
-    """Outcome of :func:`enqueue_or_match`; ``state`` is one of the ``*_STATE`` names."""
+    """Outcome of the matcher's scripts; ``state`` is one of the ``*_STATE`` names."""
 
     state: str
     partner: str = ""
@@ -23,20 +24,55 @@ class MatchResult:
     chat_server_url: str = ""
     partner_waited_ms: int = 0
     partner_token: str = ""
+    fallback: bool = False
+    waiting: int = 0  # others waiting in the user's queues (WAITING only)
+    estimated_wait_seconds: int | None = None
 
 
 WAITING_STATE = "WAITING"
 MATCHED_STATE = "MATCHED"
 MAINTENANCE_STATE = "MAINTENANCE"
 NO_CHAT_SERVER_STATE = "NO_CHAT_SERVER"
+GONE_STATE = "GONE"  # the stream no longer holds the user's place
+TAKEN_STATE = "TAKEN"  # a newer stream holds it
 
 
-async def enqueue_or_match(user_id: str, interests: list[str], token: str) -> MatchResult:
+def _match_result(reply: list) -> MatchResult:
+    state = reply[0]
+    if state == MATCHED_STATE:
+        partner, interest, chat_id, server, waited_ms, partner_token, fallback = reply[1:8]
+        return MatchResult(
+            state,
+            partner,
+            interest,
+            chat_id,
+            server,
+            int(waited_ms),
+            partner_token,
+            fallback == "1",
+        )
+    if state == WAITING_STATE and len(reply) == 3:
+        estimate = int(reply[2])
+        return MatchResult(
+            state, waiting=int(reply[1]), estimated_wait_seconds=estimate if estimate >= 0 else None
+        )
+    return MatchResult(state)
+
+
+def _cooldown_ms() -> int:
+    return settings.REMATCH_COOLDOWN * 1000
+
+
+async def enqueue_or_match(
+    user_id: str, interests: list[str], token: str, fallback_after: float | None = None
+) -> MatchResult:
     """Match ``user_id`` with the longest-waiting compatible user, or queue them.
 
     One Lua call does it all atomically (see ``lua/enqueue_or_match.lua``); ``token``
     identifies the stream that will own the user's place while they wait.
     ``interests`` must already be normalized (see :mod:`matchmaking.validation`).
+    ``fallback_after=0`` makes the user matchable with anyone at once (a positive delay
+    is the stream's to keep: it calls :func:`enter_fallback` when the time comes).
     """
     reply = await store.enqueue_or_match(
         user_id,
@@ -47,25 +83,32 @@ async def enqueue_or_match(user_id: str, interests: list[str], token: str) -> Ma
         window_ms=settings.POPULAR_WINDOW_SECONDS * 1000,
         session_ttl_s=settings.SESSION_TTL_SECONDS,
         maintenance_default=settings.MAINTENANCE_MODE,
+        cooldown_ms=_cooldown_ms(),
+        fallback_after_ms=-1 if fallback_after is None else int(fallback_after * 1000),
         fallback_servers=settings.CHAT_SERVER_URLS,
     )
-    if reply[0] != MATCHED_STATE:
-        return MatchResult(state=reply[0])
-    partner, interest, chat_id, server, waited_ms, partner_token = reply[1:]
-    return MatchResult(
-        MATCHED_STATE, partner, interest, chat_id, server, int(waited_ms), partner_token
+    return _match_result(reply)
+
+
+async def enter_fallback(user_id: str, token: str) -> MatchResult:
+    """The user's fallback time has come: match them with anyone past theirs, or wait."""
+    reply = await store.enter_fallback(
+        user_id,
+        token,
+        uuid.uuid4().hex,
+        session_ttl_s=settings.SESSION_TTL_SECONDS,
+        cooldown_ms=_cooldown_ms(),
+        fallback_servers=settings.CHAT_SERVER_URLS,
     )
+    return _match_result(reply)
 
 
-# Outcomes of renew_lease.
-LEASE_RENEWED = 1
-LEASE_GONE = 0
-LEASE_TAKEN = -1
-
-
-async def renew_lease(user_id: str, token: str) -> int:
-    """Keep a waiting user's place; returns LEASE_RENEWED, LEASE_GONE or LEASE_TAKEN."""
-    return await store.renew_lease(user_id, token, int(settings.LEASE_SECONDS * 1000))
+async def renew_lease(user_id: str, token: str) -> MatchResult:
+    """Keep a waiting user's place: WAITING (with queue info), GONE or TAKEN."""
+    reply = await store.renew_lease(
+        user_id, token, int(settings.LEASE_SECONDS * 1000), settings.POPULAR_WINDOW_SECONDS * 1000
+    )
+    return _match_result(reply)
 
 
 async def leave_queues(user_id: str, token: str = "") -> bool:
@@ -85,3 +128,31 @@ async def set_maintenance(on: bool, message: str = MAINTENANCE_MESSAGE) -> None:
     await store.set_maintenance_flag(on)
     if on:
         await notifications.broadcast(notifications.SERVICE_MAINTENANCE, message=message)
+
+
+# Waiting users examined per Lua call of the sweep: short enough never to stall Redis.
+SWEEP_BATCH = 500
+
+
+async def sweep_lapsed_waiters(batch: int = SWEEP_BATCH) -> int:
+    """Remove every waiting user whose lease lapsed from all queues; return how many.
+
+    A lease lapses when its stream died without cleaning up (its server was killed).
+    The matcher never matches such users and drops them when they reach a queue head;
+    this sweep also removes those deeper in the queues, so queue sizes stay honest.
+    Run it periodically (``manage.py heartbeat``); one pass walks every waiting user.
+    """
+    cursor, removed = 0, 0
+    while cursor >= 0:
+        cursor, batch_removed = await store.sweep_lapsed_waiters(cursor, batch)
+        removed += batch_removed
+    return removed
+
+
+def sweep_lapsed_waiters_sync(client: redis.Redis, batch: int = SWEEP_BATCH) -> int:
+    """:func:`sweep_lapsed_waiters` for synchronous callers with their own client."""
+    cursor, removed = 0, 0
+    while cursor >= 0:
+        cursor, batch_removed = store.sweep_lapsed_waiters_sync(client, cursor, batch)
+        removed += batch_removed
+    return removed

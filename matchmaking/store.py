@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redis
+
 from animochat.redis_client import LuaScript, get_redis
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 ENQUEUE_OR_MATCH = LuaScript(LUA_DIR / "enqueue_or_match.lua")
 RENEW_LEASE = LuaScript(LUA_DIR / "renew_lease.lua")
+ENTER_FALLBACK = LuaScript(LUA_DIR / "enter_fallback.lua")
 LEAVE_QUEUES = LuaScript(LUA_DIR / "leave_queues.lua")
 POPULAR_INTERESTS = LuaScript(LUA_DIR / "popular_interests.lua")
+SWEEP_LAPSED_WAITERS = LuaScript(LUA_DIR / "sweep_lapsed_waiters.lua")
 
 MAINTENANCE_KEY = "service:maintenance"
 WAITING_KEY = "queue:waiting"
@@ -42,8 +46,10 @@ async def enqueue_or_match(
     window_ms: int,
     session_ttl_s: int,
     maintenance_default: bool,
+    cooldown_ms: int,
+    fallback_after_ms: int,
     fallback_servers: tuple[str, ...],
-) -> list[str]:
+) -> list:
     return await ENQUEUE_OR_MATCH(
         get_redis(),
         user_id,
@@ -53,18 +59,66 @@ async def enqueue_or_match(
         window_ms,
         session_ttl_s,
         "1" if maintenance_default else "0",
+        cooldown_ms,
+        fallback_after_ms,
         len(fallback_servers),
         *fallback_servers,
         *interests,
     )
 
 
-async def renew_lease(user_id: str, token: str, lease_ms: int) -> int:
-    return int(await RENEW_LEASE(get_redis(), user_id, token, lease_ms))
+async def enter_fallback(
+    user_id: str,
+    token: str,
+    chat_id: str,
+    *,
+    session_ttl_s: int,
+    cooldown_ms: int,
+    fallback_servers: tuple[str, ...],
+) -> list:
+    return await ENTER_FALLBACK(
+        get_redis(),
+        user_id,
+        token,
+        chat_id,
+        session_ttl_s,
+        cooldown_ms,
+        len(fallback_servers),
+        *fallback_servers,
+    )
+
+
+async def renew_lease(user_id: str, token: str, lease_ms: int, window_ms: int) -> list:
+    return await RENEW_LEASE(get_redis(), user_id, token, lease_ms, window_ms)
 
 
 async def leave_queues(user_id: str, token: str) -> bool:
     return bool(await LEAVE_QUEUES(get_redis(), user_id, token))
+
+
+async def sweep_lapsed_waiters(cursor: int, count: int) -> tuple[int, int]:
+    """One batch of the sweep; see ``lua/sweep_lapsed_waiters.lua``."""
+    next_cursor, removed = await SWEEP_LAPSED_WAITERS(get_redis(), cursor, count)
+    return int(next_cursor), int(removed)
+
+
+def sweep_lapsed_waiters_sync(client: redis.Redis, cursor: int, count: int) -> tuple[int, int]:
+    next_cursor, removed = SWEEP_LAPSED_WAITERS.call_sync(client, cursor, count)
+    return int(next_cursor), int(removed)
+
+
+MATCH_METRICS_KEY = "metrics:matches"
+TIME_TO_MATCH_KEY = "metrics:time_to_match"
+
+
+async def match_metrics() -> tuple[dict[str, str], dict[str, str], int]:
+    """The matcher's counters (see lib.lua) and the number of users waiting."""
+    async with get_redis().pipeline(transaction=False) as pipe:
+        pipe.hgetall(MATCH_METRICS_KEY)
+        pipe.hgetall(TIME_TO_MATCH_KEY)
+        pipe.zcard(WAITING_KEY)
+        matches, time_to_match, waiting = await pipe.execute()
+    return matches, time_to_match, waiting
 
 
 async def get_maintenance_flag() -> str | None:
@@ -90,3 +144,69 @@ async def queue_sizes() -> tuple[int, dict[str, int]]:
             pipe.zcard(queue_key(interest))
         counts = await pipe.execute()
     return counts[0], dict(zip(interests, counts[1:], strict=True))
+
+
+# Reads for the admin dashboard. Times are Redis TIME (µs), the clock of the scores.
+
+
+async def queue_heads() -> tuple[int, int, float | None, list[tuple[str, int, float | None]]]:
+    """Now, users waiting, the oldest enqueue time, and ``(interest, size, oldest)``
+    for every interest with a queue: O(interests with a queue)."""
+    redis = get_redis()
+    interests = sorted(await redis.smembers(QUEUED_INTERESTS_KEY))
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.time()
+        for key in [WAITING_KEY, *map(queue_key, interests)]:
+            pipe.zcard(key)
+            pipe.zrange(key, 0, 0, withscores=True)
+        replies = await pipe.execute()
+    (seconds, micros), rest = replies[0], replies[1:]
+    heads = [
+        (size, head[0][1] if head else None)
+        for size, head in zip(rest[::2], rest[1::2], strict=True)
+    ]
+    (total, oldest), per_interest = heads[0], heads[1:]
+    rows = [(i, size, since) for i, (size, since) in zip(interests, per_interest, strict=True)]
+    return seconds * 1_000_000 + micros, total, oldest, rows
+
+
+async def queue_page(
+    interest: str | None, offset: int, count: int
+) -> tuple[int, int, list[tuple[str, float, set[str], int]]]:
+    """Now, the queue's size and ``count`` of its users from ``offset``, longest waiting
+    first, as ``(user, enqueued, interests, lease ms left)``; ``interest=None`` is the
+    queue of every waiting user. O(log n + count)."""
+    redis = get_redis()
+    key = queue_key(interest) if interest is not None else WAITING_KEY
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.zcard(key)
+        pipe.zrange(key, offset, offset + count - 1, withscores=True)
+        (seconds, micros), size, entries = await pipe.execute()
+    details = await _waiting_details([user for user, _ in entries])
+    rows = [(user, since, *detail) for (user, since), detail in zip(entries, details, strict=True)]
+    return seconds * 1_000_000 + micros, size, rows
+
+
+async def waiting_user(user_id: str) -> tuple[int, tuple[str, float, set[str], int] | None]:
+    """Now and the user's queue entry (as in :func:`queue_page`), or None if not waiting."""
+    redis = get_redis()
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.zscore(WAITING_KEY, user_id)
+        (seconds, micros), since = await pipe.execute()
+    now = seconds * 1_000_000 + micros
+    if since is None:
+        return now, None
+    [detail] = await _waiting_details([user_id])
+    return now, (user_id, since, *detail)
+
+
+async def _waiting_details(user_ids: list[str]) -> list[tuple[set[str], int]]:
+    """``(interests, lease ms left)`` per user in one round trip; -2 means no lease."""
+    async with get_redis().pipeline(transaction=False) as pipe:
+        for user_id in user_ids:
+            pipe.smembers(user_interests_key(user_id))
+            pipe.pttl(lease_key(user_id))
+        replies = await pipe.execute()
+    return list(zip(replies[::2], replies[1::2], strict=True))

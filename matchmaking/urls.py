@@ -7,4 +7,5 @@ urlpatterns = [
     path("interests/popular", views.popular_interests, name="popular-interests"),
     path("maintenance", views.maintenance, name="maintenance"),
     path("status", views.status, name="status"),
+    path("metrics", views.metrics, name="metrics"),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from animochat.auth import authorize_user
 from animochat.http import (
@@ -16,6 +16,8 @@ from animochat.http import (
 from animochat.ratelimit import check_rate_limit
 
 from . import selectors, services
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import render as render_metrics
 from .validation import normalize_interests, validate_user_id
 
 ACTIVE_MESSAGE = "The matchmaking service is operational."
@@ -58,6 +60,12 @@ async def maintenance(request: HttpRequest) -> JsonResponse:
             {"state": "MAINTENANCE", "message": services.MAINTENANCE_MESSAGE}, status=503
         )
     return JsonResponse({"state": "ACTIVE", "message": ACTIVE_MESSAGE})
+
+
+@allow_methods("GET")
+async def metrics(request: HttpRequest) -> HttpResponse:
+    body = render_metrics(**await selectors.metrics_values())
+    return HttpResponse(body, content_type=METRICS_CONTENT_TYPE)
 
 
 @allow_methods("GET")

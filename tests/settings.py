@@ -37,7 +37,13 @@ TEST_ENVIRONMENT = {
     "LOG_LEVEL": "INFO",
     # Every test client is 127.0.0.1; the rate-limit tests turn limiting on themselves.
     "RATE_LIMIT_PER_MINUTE": "0",
+    # Tests pair the same few user ids again and again; cooldown tests turn it on.
+    "REMATCH_COOLDOWN": "0",
 }
-os.environ.update(TEST_ENVIRONMENT)
+# Values already in the environment win, so a process started by a test with its own
+# settings (a worker with a longer lease, say) keeps them.
+for name, value in TEST_ENVIRONMENT.items():
+    os.environ.setdefault(name, value)
+os.environ["REDIS_URL"] = TEST_ENVIRONMENT["REDIS_URL"]  # never a developer's own data
 
 from animochat.settings import *  # noqa: E402, F403

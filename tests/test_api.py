@@ -16,7 +16,7 @@ async def make_pair(server, a: str, b: str, interest: str = "X") -> dict:
     await waiting.next_event()
     arriving = await open_stream(server.url, params={"userId": b, "interests": interest})
     event = await arriving.next_event()
-    await waiting.next_event()
+    await waiting.next_change()
     return event
 
 

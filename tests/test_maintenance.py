@@ -28,17 +28,17 @@ async def test_command_closes_waiting_streams_on_another_process(daphne_pair):
         for n, server in enumerate(daphne_pair)
     ]
     for stream in waiting:
-        assert await stream.next_event() == {"state": "WAITING"}
+        assert (await stream.next_event())["state"] == "WAITING"
     try:
         result = maintenance_command("on", "--message", "Back in 5 minutes.")
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "MAINTENANCE"
         for stream in waiting:
-            assert await stream.next_event() == {
+            assert await stream.next_change() == {
                 "state": "MAINTENANCE",
                 "message": "Back in 5 minutes.",
             }
-            assert await stream.next_event() is None
+            assert await stream.next_change() is None
 
         for server in (first, second):
             response = requests.get(server.url + "/maintenance", timeout=5)

@@ -140,10 +140,10 @@ async def test_leave_queues_respects_the_stream_token(aredis):
 
 async def test_renew_lease_outcomes(aredis):
     await join("a", "X")
-    assert await services.renew_lease("a", "t-a") == services.LEASE_RENEWED
-    assert await services.renew_lease("a", "old") == services.LEASE_TAKEN
+    assert (await services.renew_lease("a", "t-a")).state == services.WAITING_STATE
+    assert (await services.renew_lease("a", "old")).state == services.TAKEN_STATE
     await join("b", "X")
-    assert await services.renew_lease("a", "t-a") == services.LEASE_GONE
+    assert (await services.renew_lease("a", "t-a")).state == services.GONE_STATE
 
 
 async def test_end_session_for_both(aredis):

@@ -13,6 +13,7 @@ import time
 import pytest
 from django.conf import settings
 
+from matchmaking.store import LEAVE_QUEUES
 from tests.support.servers import BASE_DIR
 
 INTERESTS = [f"I{n}" for n in range(12)]
@@ -46,8 +47,16 @@ def run_workers(tmp_path, users: list[dict], env: dict[str, str]) -> list[dict]:
     return list(itertools.chain.from_iterable(json.loads(o.read_text()) for o in outputs))
 
 
-def check_consistency(users: list[dict], results: list[dict], redis) -> dict:
+def check_consistency(
+    users: list[dict], results: list[dict], redis, kept_apart: set[frozenset] = frozenset()
+) -> dict:
+    """Every match symmetric and stored, nobody twice, and nobody left who could match.
+
+    ``kept_apart`` holds pairs the rematch cooldown forbids; users with
+    ``fallbackAfter == 0`` may also be paired with anyone else who has it.
+    """
     interests = {u["id"]: set(u["interests"]) for u in users}
+    anyone = {u["id"] for u in users if u.get("fallbackAfter") == 0}
     by_user = {r["user"]: r for r in results}
     assert len(by_user) == len(users) == len(results)
 
@@ -63,8 +72,12 @@ def check_consistency(users: list[dict], results: list[dict], redis) -> dict:
         for someone in (user, partner):
             assert someone not in paired, f"{someone} is in two sessions"
         paired[user], paired[partner] = partner, user
+        assert frozenset((user, partner)) not in kept_apart
         shared = interests[user] & interests[partner]
-        assert shared and set(r["interest"].split(",")) == shared
+        if r["fallback"]:
+            assert user in anyone and partner in anyone and r["interest"] == ""
+        else:
+            assert shared and set(r["interest"].split(",")) == shared
         session = json.loads(redis.get(f"chat_session:{r['chatId']}"))
         assert set(session["participants"]) == {user, partner}
         assert redis.get(f"user_session:{user}").decode() == r["chatId"]
@@ -74,8 +87,15 @@ def check_consistency(users: list[dict], results: list[dict], redis) -> dict:
     assert {m.decode() for m in redis.zrange("queue:waiting", 0, -1)} == waiting
     # Maximality: nobody left waiting could have been matched with anyone else waiting.
     for a, b in itertools.combinations(sorted(waiting), 2):
+        if frozenset((a, b)) in kept_apart:
+            continue
         assert not interests[a] & interests[b], f"{a} and {b} wait with a shared interest"
-    return {"pairs": len(paired) // 2, "waiting": len(waiting)}
+        assert not (a in anyone and b in anyone), f"{a} and {b} both wait for anyone"
+    return {
+        "pairs": len(paired) // 2,
+        "waiting": len(waiting),
+        "matched": {frozenset((r["user"], r["partner"])) for r in results if r["partner"]},
+    }
 
 
 @pytest.mark.slow
@@ -84,3 +104,20 @@ def test_concurrent_burst_from_four_processes_is_consistent(tmp_path, clean_redi
     results = run_workers(tmp_path, users, {"LEASE_SECONDS": "120"})
     summary = check_consistency(users, results, clean_redis)
     assert summary["pairs"] >= 900
+
+
+@pytest.mark.slow
+def test_burst_with_cooldown_and_fallback_is_consistent(tmp_path, clean_redis):
+    """Two rounds of the same users: round two may not re-pair round one's pairs."""
+    users = make_users(seed=8)
+    for user in users[::3]:
+        user["fallbackAfter"] = 0
+    env = {"LEASE_SECONDS": "120", "REMATCH_COOLDOWN": "600"}
+    first = check_consistency(users, run_workers(tmp_path, users, env), clean_redis)
+    assert first["pairs"] >= 900
+    for user in clean_redis.zrange("queue:waiting", 0, -1):  # their streams close
+        LEAVE_QUEUES.call_sync(clean_redis, user, "")
+    second = check_consistency(
+        users, run_workers(tmp_path, users, env), clean_redis, kept_apart=first["matched"]
+    )
+    assert second["pairs"] >= 800

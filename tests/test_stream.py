@@ -27,7 +27,7 @@ async def test_waiting_user_is_notified_when_partner_arrives(daphne):
     assert alice.headers["content-type"].startswith("text/event-stream")
     assert alice.headers["cache-control"] == "no-cache"
     assert alice.headers["x-accel-buffering"] == "no"
-    assert await alice.next_event() == {"state": "WAITING"}
+    assert (await alice.next_event())["state"] == "WAITING"
 
     bob = await open_stream(daphne.url, params={"userId": "bob", "interest": "ANIME"})
     bob_events = await bob.events_until_closed()
@@ -42,12 +42,18 @@ async def test_waiting_user_is_notified_when_partner_arrives(daphne):
     assert session["chatId"] == a["chatId"] and set(session["participants"]) == {"alice", "bob"}
 
 
-async def test_keepalive_comment_while_waiting(daphne):
+async def test_keepalive_comment_and_queue_info_while_waiting(daphne):
     stream = await open_stream(daphne.url, params={"userId": "k1", "interests": "RARE"})
-    assert await stream.next_event() == {"state": "WAITING"}
-    with contextlib.suppress(TimeoutError):  # no event comes; comments are collected
-        await stream.next_event(timeout=2.5)  # KEEPALIVE_SECONDS=1 in tests
+    first = await stream.next_event()
+    assert first == {"state": "WAITING", "waiting": 0, "estimatedWaitSeconds": None}
+    events = []
+    with contextlib.suppress(TimeoutError):  # KEEPALIVE_SECONDS=1 in tests
+        while True:
+            events.append(await stream.next_event(timeout=2.5))
+            if len(events) == 2:
+                break
     assert stream.comments.count("keepalive") >= 2
+    assert [e["state"] for e in events] == ["WAITING", "WAITING"]
     await stream.close()
 
 
@@ -69,7 +75,7 @@ async def test_bad_input_is_a_400_error_event(daphne):
 
 async def test_disconnect_leaves_no_trace(daphne, clean_redis):
     stream = await open_stream(daphne.url, params={"userId": "gone", "interests": "A,B"})
-    assert await stream.next_event() == {"state": "WAITING"}
+    assert (await stream.next_event())["state"] == "WAITING"
     assert clean_redis.zscore("queue:waiting", "gone") is not None
     started = time.monotonic()
     await stream.close()
@@ -83,39 +89,39 @@ async def test_disconnect_leaves_no_trace(daphne, clean_redis):
 
 async def test_second_stream_replaces_first(daphne, clean_redis):
     first = await open_stream(daphne.url, params={"userId": "dup", "interests": "Z"})
-    assert await first.next_event() == {"state": "WAITING"}
+    assert (await first.next_event())["state"] == "WAITING"
     second = await open_stream(daphne.url, params={"userId": "dup", "interests": "Z"})
-    assert await second.next_event() == {"state": "WAITING"}
-    assert (await first.next_event())["state"] == "REPLACED"
-    assert await first.next_event() is None
+    assert (await second.next_event())["state"] == "WAITING"
+    assert (await first.next_change())["state"] == "REPLACED"
+    assert await first.next_change() is None
     await asyncio.sleep(0.3)
     assert clean_redis.zcard("queue:waiting") == 1  # the successor kept its place
     partner = await open_stream(daphne.url, params={"userId": "p", "interests": "Z"})
     assert (await partner.next_event())["matchedUserId"] == "dup"
-    assert (await second.next_event())["matchedUserId"] == "p"
+    assert (await second.next_change())["matchedUserId"] == "p"
 
 
 async def test_cancel_closes_the_stream(daphne, clean_redis):
     stream = await open_stream(daphne.url, params={"userId": "c1", "interests": "Q"})
-    assert await stream.next_event() == {"state": "WAITING"}
+    assert (await stream.next_event())["state"] == "WAITING"
     response = requests.post(
         f"{daphne.url}/cancel_matchmaking", json={"userId": "c1", "interests": ["q"]}, timeout=5
     )
     assert response.status_code == 200
     assert response.json() == {"message": "Matchmaking cancelled successfully."}
-    assert (await stream.next_event())["state"] == "CANCELLED"
-    assert await stream.next_event() is None
+    assert (await stream.next_change())["state"] == "CANCELLED"
+    assert await stream.next_change() is None
     assert clean_redis.zcard("queue:waiting") == 0
 
 
 async def test_user_waiting_on_one_process_matched_from_another(daphne_pair):
     first, second = daphne_pair
     waiting = await open_stream(first.url, params={"userId": "w", "interests": "CROSS"})
-    assert await waiting.next_event() == {"state": "WAITING"}
+    assert (await waiting.next_event())["state"] == "WAITING"
     started = time.monotonic()
     arriving = await open_stream(second.url, params={"userId": "a", "interests": "CROSS"})
     mine = await arriving.next_event()
-    theirs = await waiting.next_event()
+    theirs = await waiting.next_change()
     elapsed = time.monotonic() - started
     assert mine["chatId"] == theirs["chatId"]
     assert elapsed < 1.0

@@ -19,7 +19,7 @@ INTERESTS = [f"T{n}" for n in range(15)]
 async def wait_for_match(stream) -> dict | None:
     """First event after WAITING (None if the user is still waiting at the deadline)."""
     try:
-        return await stream.next_event(timeout=4.0)
+        return await stream.next_change(timeout=4.0)
     except TimeoutError:
         return None
 
@@ -77,12 +77,12 @@ async def test_burst_of_1000_users_over_two_processes(daphne_pair):
 async def test_keepalive_renews_the_lease(daphne):
     # LEASE_SECONDS=3 and KEEPALIVE_SECONDS=1 in tests: without renewal the place would lapse.
     waiting = await open_stream(daphne.url, params={"userId": "patient", "interests": "SLOW"})
-    assert await waiting.next_event() == {"state": "WAITING"}
+    assert (await waiting.next_event())["state"] == "WAITING"
     with pytest.raises(TimeoutError):
-        await waiting.next_event(timeout=4.5)
+        await waiting.next_change(timeout=4.5)
     partner = await open_stream(daphne.url, params={"userId": "late", "interests": "SLOW"})
     assert (await partner.next_event())["matchedUserId"] == "patient"
-    assert (await waiting.next_event())["matchedUserId"] == "late"
+    assert (await waiting.next_change())["matchedUserId"] == "late"
 
 
 async def test_sigterm_closes_waiting_streams_and_leaves_no_entries(daphne_factory, clean_redis):
@@ -92,12 +92,12 @@ async def test_sigterm_closes_waiting_streams_and_leaves_no_entries(daphne_facto
         for n in range(5)
     ]
     for stream in streams:
-        assert await stream.next_event() == {"state": "WAITING"}
+        assert (await stream.next_event())["state"] == "WAITING"
     assert clean_redis.zcard("queue:waiting") == 5
     server.stop(signal.SIGTERM)
     assert server.process.returncode is not None
     for stream in streams:
-        event = await stream.next_event()
+        event = await stream.next_change()
         assert event is None or event["code"] == "SERVER_SHUTDOWN"
     assert clean_redis.zcard("queue:waiting") == 0
     assert clean_redis.scard("queue:interests") == 0

@@ -9,6 +9,11 @@
 --   chat_session:<id>     STRING JSON {chatId, serverUrl, participants, interest, createdAt}
 --   user_session:<u>      STRING chat id of u's current session
 --   sessions:active       ZSET  chat ids, score = creation time (ms)
+--   queue:fallback        ZSET  waiting users past their fallback time, score = enqueue time (µs)
+--   recent:<u>            ZSET  users u was just matched with, score = end of cooldown (ms)
+--   chat_servers:discovered LIST chat servers from discovery; chat_servers:rr the turn counter
+--   metrics:matches       HASH  '<shared interests>:<fallback 0|1>' -> matches
+--   metrics:time_to_match HASH  'le:<seconds>' cumulative buckets, 'count', 'sum_ms'
 
 local function now_us()
   local t = redis.call('TIME')
@@ -26,6 +31,7 @@ local function leave_queues(user)
     end
   end
   redis.call('DEL', interests_key)
+  redis.call('ZREM', 'queue:fallback', user)
   return redis.call('ZREM', 'queue:waiting', user)
 end
 
@@ -55,4 +61,132 @@ local function end_user_session(user)
   end
   redis.call('DEL', key)
   return end_session(chat_id)
+end
+
+-- Whether user and candidate were matched too recently to be matched again.
+local function in_cooldown(user, candidate, now_ms)
+  local until_ms = redis.call('ZSCORE', 'recent:' .. user, candidate)
+  return until_ms and tonumber(until_ms) > now_ms
+end
+
+-- The longest-waiting user of a queue (ordered by enqueue time) who is live and may be
+-- matched with user; drops users whose lease lapsed (their stream died with its server)
+-- from every queue on the way. Returns member and score, or nil.
+local function oldest_eligible(queue, user, now_ms)
+  local position = 0
+  while true do
+    local entry = redis.call('ZRANGE', queue, position, position, 'WITHSCORES')
+    if #entry == 0 then
+      return nil
+    end
+    local candidate = entry[1]
+    if candidate == user or in_cooldown(user, candidate, now_ms) then
+      position = position + 1
+    elseif redis.call('EXISTS', 'lease:' .. candidate) == 1 then
+      return candidate, tonumber(entry[2])
+    else
+      leave_queues(candidate)
+      redis.call('ZREM', queue, candidate)
+    end
+  end
+end
+
+-- The discovered chat servers, else the caller's fallback list.
+local function chat_servers(fallback)
+  local servers = redis.call('LRANGE', 'chat_servers:discovered', 0, -1)
+  if #servers == 0 then
+    return fallback
+  end
+  return servers
+end
+
+local TIME_TO_MATCH_BUCKETS = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+
+local function record_match_metrics(shared_count, fallback, waited_ms)
+  redis.call('HINCRBY', 'metrics:matches', shared_count .. ':' .. (fallback and '1' or '0'), 1)
+  for _, bound in ipairs(TIME_TO_MATCH_BUCKETS) do
+    if waited_ms <= bound * 1000 then
+      redis.call('HINCRBY', 'metrics:time_to_match', 'le:' .. bound, 1)
+    end
+  end
+  redis.call('HINCRBY', 'metrics:time_to_match', 'count', 1)
+  redis.call('HINCRBY', 'metrics:time_to_match', 'sum_ms', waited_ms)
+end
+
+-- Pairs user with the waiting partner: both leave every queue, the session is stored
+-- for both, and they are kept apart for cooldown_ms. Returns the matcher's reply:
+-- {'MATCHED', partner, shared 'A,B', chat id, server, partner's wait (ms), partner's
+-- stream token, '1' if a fallback match else '0'}.
+local function create_match(user, partner, partner_since, shared, fallback, chat_id, servers,
+                            now, session_ttl, cooldown_ms)
+  local now_ms = math.floor(now / 1000)
+  local partner_token = redis.call('GET', 'lease:' .. partner) or ''
+  leave_queues(partner)
+  leave_queues(user)
+  redis.call('DEL', 'lease:' .. partner, 'lease:' .. user)
+
+  local turn = redis.call('INCR', 'chat_servers:rr')
+  local server = servers[(turn - 1) % #servers + 1]
+  local shared_csv = table.concat(shared, ',')
+  local session = cjson.encode({
+    chatId = chat_id,
+    serverUrl = server,
+    participants = {partner, user},
+    interest = shared_csv,
+    fallback = fallback,
+    createdAt = now_ms,
+  })
+  redis.call('SET', 'chat_session:' .. chat_id, session, 'EX', session_ttl)
+  redis.call('SET', 'user_session:' .. partner, chat_id, 'EX', session_ttl)
+  redis.call('SET', 'user_session:' .. user, chat_id, 'EX', session_ttl)
+  redis.call('ZADD', 'sessions:active', now_ms, chat_id)
+  redis.call('ZREMRANGEBYSCORE', 'sessions:active', '-inf', now_ms - tonumber(session_ttl) * 1000)
+
+  if cooldown_ms > 0 then
+    for _, pair in ipairs({{user, partner}, {partner, user}}) do
+      local key = 'recent:' .. pair[1]
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
+      redis.call('ZADD', key, now_ms + cooldown_ms, pair[2])
+      redis.call('PEXPIRE', key, cooldown_ms)
+    end
+  end
+
+  local waited_ms = math.floor((now - partner_since) / 1000)
+  record_match_metrics(#shared, fallback, waited_ms)
+  return {'MATCHED', partner, shared_csv, chat_id, server, waited_ms, partner_token,
+          fallback and '1' or '0'}
+end
+
+-- What a waiting user is told: others waiting in their queues (counted exactly up to
+-- 100 per queue, the rest by size), and an estimated wait in seconds from how many
+-- other users asked for their interests within the popularity window (-1: unknown).
+local function queue_info(user, interests, window_ms, now_ms)
+  local others, waiting = {}, 0
+  for _, interest in ipairs(interests) do
+    local queue = 'interest:' .. interest
+    local size = redis.call('ZCARD', queue)
+    if size <= 100 then
+      for _, member in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
+        if member ~= user and not others[member] then
+          others[member] = true
+          waiting = waiting + 1
+        end
+      end
+    else
+      waiting = waiting + size - 1
+    end
+  end
+  local arrivals = 0
+  for _, interest in ipairs(interests) do
+    local key = 'popular:' .. interest
+    arrivals = arrivals + redis.call('ZCOUNT', key, now_ms - window_ms, '+inf')
+    if redis.call('ZSCORE', key, user) then
+      arrivals = arrivals - 1
+    end
+  end
+  local estimate = -1
+  if arrivals > 0 then
+    estimate = math.ceil(window_ms / 1000 / arrivals)
+  end
+  return {'WAITING', waiting, estimate}
 end

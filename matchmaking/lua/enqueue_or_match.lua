@@ -1,8 +1,7 @@
 -- enqueue_or_match: the whole matchmaking decision for one arriving user, atomically.
 --
--- KEYS: none (see lib.lua). Also reads service:maintenance, chat_servers:discovered
--- (LIST) and chat_servers:rr (counter); writes popular:<I> (ZSET user -> ms) and
--- popular:index (ZSET interest -> last ms).
+-- KEYS: none (see lib.lua for every key touched). Also reads service:maintenance and
+-- writes popular:<I> (ZSET user -> ms) and popular:index (ZSET interest -> last ms).
 -- ARGV[1]  user id
 -- ARGV[2]  stream token that will own the user's lease while they wait
 -- ARGV[3]  lease length (ms)
@@ -10,14 +9,15 @@
 -- ARGV[5]  popularity window (ms)
 -- ARGV[6]  session time-to-live (s)
 -- ARGV[7]  '1' if the service is in maintenance while service:maintenance is unset
--- ARGV[8]  N, the number of fallback chat servers; ARGV[9 .. 8+N] the servers
--- ARGV[9+N ..] the user's normalized interests (at least one)
+-- ARGV[8]  rematch cooldown (ms, 0: none)
+-- ARGV[9]  fallback delay (ms): 0 makes the user matchable with anyone at once; -1: off
+-- ARGV[10] N, the number of fallback chat servers; ARGV[11 .. 10+N] the servers
+-- ARGV[11+N ..] the user's normalized interests (at least one)
 -- Returns one of:
 --   {'MAINTENANCE'}
---   {'NO_CHAT_SERVER'}                      nothing was changed
---   {'WAITING'}
---   {'MATCHED', partner, shared interests 'A,B', chat id, chat server url,
---    partner's wait (ms), token of the partner's stream}
+--   {'NO_CHAT_SERVER'}                       nothing was changed
+--   {'WAITING', others waiting in the user's queues, estimated wait (s) or -1}
+--   the reply of create_match (lib.lua)
 
 local maintenance = redis.call('GET', 'service:maintenance')
 if maintenance == '1' or (not maintenance and ARGV[7] == '1') then
@@ -26,22 +26,20 @@ end
 
 local user, token, lease_ms = ARGV[1], ARGV[2], ARGV[3]
 local chat_id, window_ms, session_ttl = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local n_fallback = tonumber(ARGV[8])
+local cooldown_ms, fallback_after = tonumber(ARGV[8]), tonumber(ARGV[9])
+local n_fallback = tonumber(ARGV[10])
 
--- Discovered chat servers win; the configured fallback is used while none are known.
-local servers = redis.call('LRANGE', 'chat_servers:discovered', 0, -1)
-if #servers == 0 then
-  servers = {}
-  for i = 1, n_fallback do
-    servers[i] = ARGV[8 + i]
-  end
+local fallback_servers = {}
+for i = 1, n_fallback do
+  fallback_servers[i] = ARGV[10 + i]
 end
+local servers = chat_servers(fallback_servers)
 if #servers == 0 then
   return {'NO_CHAT_SERVER'}
 end
 
 local interests = {}
-for i = 9 + n_fallback, #ARGV do
+for i = 11 + n_fallback, #ARGV do
   interests[#interests + 1] = ARGV[i]
 end
 
@@ -60,68 +58,45 @@ for _, interest in ipairs(interests) do
 end
 redis.call('ZREMRANGEBYSCORE', 'popular:index', '-inf', now_ms - window_ms)
 
--- The longest-waiting live user across all of the caller's queues. Each queue is
--- ordered by enqueue time and a user has the same time in all their queues, so the
--- oldest of the queue heads is the oldest compatible user overall. Heads whose lease
--- lapsed (their stream died with its server) are dropped from every queue on the way.
+-- Each queue is ordered by enqueue time and a user has the same time in all their
+-- queues, so the oldest of the queues' eligible users is the oldest compatible user.
 local partner, partner_since = nil, nil
 for _, interest in ipairs(interests) do
-  local queue = 'interest:' .. interest
-  while true do
-    local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
-    if #head == 0 then
-      break
-    end
-    local candidate, since = head[1], tonumber(head[2])
-    if candidate ~= user and redis.call('EXISTS', 'lease:' .. candidate) == 1 then
-      if partner == nil or since < partner_since
-          or (since == partner_since and candidate < partner) then
-        partner, partner_since = candidate, since
-      end
-      break
-    end
-    leave_queues(candidate)
-    redis.call('ZREM', queue, candidate)
+  local candidate, since = oldest_eligible('interest:' .. interest, user, now_ms)
+  if candidate and (partner == nil or since < partner_since
+      or (since == partner_since and candidate < partner)) then
+    partner, partner_since = candidate, since
   end
 end
 
-if partner == nil then
+if partner then
+  local partner_interests = 'user_interests:' .. partner
+  local shared = {}
   for _, interest in ipairs(interests) do
-    redis.call('ZADD', 'interest:' .. interest, now, user)
-    redis.call('SADD', 'queue:interests', interest)
+    if redis.call('SISMEMBER', partner_interests, interest) == 1 then
+      shared[#shared + 1] = interest
+    end
   end
-  redis.call('SADD', 'user_interests:' .. user, unpack(interests))
-  redis.call('ZADD', 'queue:waiting', now, user)
-  redis.call('SET', 'lease:' .. user, token, 'PX', lease_ms)
-  return {'WAITING'}
+  return create_match(user, partner, partner_since, shared, false, chat_id, servers, now,
+                      session_ttl, cooldown_ms)
 end
 
-local partner_interests = 'user_interests:' .. partner
-local shared = {}
+if fallback_after == 0 then
+  local anyone, since = oldest_eligible('queue:fallback', user, now_ms)
+  if anyone then
+    return create_match(user, anyone, since, {}, true, chat_id, servers, now, session_ttl,
+                        cooldown_ms)
+  end
+end
+
 for _, interest in ipairs(interests) do
-  if redis.call('SISMEMBER', partner_interests, interest) == 1 then
-    shared[#shared + 1] = interest
-  end
+  redis.call('ZADD', 'interest:' .. interest, now, user)
+  redis.call('SADD', 'queue:interests', interest)
 end
-local partner_token = redis.call('GET', 'lease:' .. partner)
-leave_queues(partner)
-redis.call('DEL', 'lease:' .. partner, 'lease:' .. user)
-
-local turn = redis.call('INCR', 'chat_servers:rr')
-local server = servers[(turn - 1) % #servers + 1]
-local shared_csv = table.concat(shared, ',')
-local session = cjson.encode({
-  chatId = chat_id,
-  serverUrl = server,
-  participants = {partner, user},
-  interest = shared_csv,
-  createdAt = now_ms,
-})
-redis.call('SET', 'chat_session:' .. chat_id, session, 'EX', session_ttl)
-redis.call('SET', 'user_session:' .. partner, chat_id, 'EX', session_ttl)
-redis.call('SET', 'user_session:' .. user, chat_id, 'EX', session_ttl)
-redis.call('ZADD', 'sessions:active', now_ms, chat_id)
-redis.call('ZREMRANGEBYSCORE', 'sessions:active', '-inf', now_ms - tonumber(session_ttl) * 1000)
-
-return {'MATCHED', partner, shared_csv, chat_id, server,
-        math.floor((now - partner_since) / 1000), partner_token}
+redis.call('SADD', 'user_interests:' .. user, unpack(interests))
+redis.call('ZADD', 'queue:waiting', now, user)
+if fallback_after == 0 then
+  redis.call('ZADD', 'queue:fallback', now, user)
+end
+redis.call('SET', 'lease:' .. user, token, 'PX', lease_ms)
+return queue_info(user, interests, window_ms, now_ms)

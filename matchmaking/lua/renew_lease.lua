@@ -1,18 +1,22 @@
--- renew_lease: extends a waiting user's lease if the calling stream still owns it.
+-- renew_lease: extends a waiting user's lease if the calling stream still owns it, and
+-- reports what the user is told at each keepalive.
 --
 -- KEYS: none (see lib.lua).
--- ARGV[1] user id, ARGV[2] stream token, ARGV[3] lease length (ms)
--- Returns  1 renewed;
---          0 the user holds no lease (matched, cancelled, or the lease lapsed);
---         -1 another stream holds the lease (this one was replaced).
+-- ARGV[1] user id, ARGV[2] stream token, ARGV[3] lease length (ms),
+-- ARGV[4] popularity window (ms)
+-- Returns {'WAITING', others waiting in the user's queues, estimated wait (s) or -1}
+--         when renewed;
+--         {'GONE'}  the user holds no lease (matched, cancelled, or the lease lapsed);
+--         {'TAKEN'} another stream holds the lease (this one was replaced).
 
-local lease = 'lease:' .. ARGV[1]
+local user = ARGV[1]
+local lease = 'lease:' .. user
 local owner = redis.call('GET', lease)
-if owner == ARGV[2] then
-  redis.call('PEXPIRE', lease, ARGV[3])
-  return 1
+if owner ~= ARGV[2] then
+  return {owner and 'TAKEN' or 'GONE'}
 end
-if owner then
-  return -1
-end
-return 0
+redis.call('PEXPIRE', lease, ARGV[3])
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return queue_info(user, redis.call('SMEMBERS', 'user_interests:' .. user), tonumber(ARGV[4]),
+                  now_ms)

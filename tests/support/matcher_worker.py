@@ -20,6 +20,7 @@ import django
 
 django.setup()
 
+from animochat.redis_client import get_redis  # noqa: E402
 from matchmaking import services  # noqa: E402
 
 
@@ -33,7 +34,7 @@ async def run(users: list[dict], start_at: float, concurrency: int) -> list[dict
         while not queue.empty():
             user = queue.get_nowait()
             result = await services.enqueue_or_match(
-                user["id"], user["interests"], "t-" + user["id"]
+                user["id"], user["interests"], "t-" + user["id"], user.get("fallbackAfter")
             )
             results.append(
                 {
@@ -42,9 +43,13 @@ async def run(users: list[dict], start_at: float, concurrency: int) -> list[dict
                     "partner": result.partner,
                     "chatId": result.chat_id,
                     "interest": result.interest,
+                    "fallback": result.fallback,
                 }
             )
 
+    # Open the pool's connections before the start, so the burst is all matcher calls.
+    redis = get_redis()
+    await asyncio.gather(*(redis.execute_command("PING") for _ in range(concurrency)))
     await asyncio.sleep(max(0.0, start_at - time.time()))
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     return results

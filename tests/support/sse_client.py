@@ -32,6 +32,17 @@ class SSEStream:
         """The next ``data:`` event as a dict; None when the server ended the stream."""
         return await asyncio.wait_for(self._next_event(), timeout)
 
+    async def next_change(self, timeout: float = 5.0) -> dict | None:
+        """The next event that is not a WAITING update (sent at every keepalive)."""
+
+        async def first_change() -> dict | None:
+            while (event := await self._next_event()) is not None:
+                if event.get("state") != "WAITING":
+                    return event
+            return None
+
+        return await asyncio.wait_for(first_change(), timeout)
+
     async def _next_event(self) -> dict | None:
         data: list[str] = []
         while True:
@@ -47,8 +58,9 @@ class SSEStream:
                 return json.loads("\n".join(data))
 
     async def events_until_closed(self, timeout: float = 5.0) -> list[dict]:
+        """Every event but keepalive WAITING updates, until the server ends the stream."""
         events = []
-        while (event := await self.next_event(timeout)) is not None:
+        while (event := await self.next_change(timeout)) is not None:
             events.append(event)
         return events
 

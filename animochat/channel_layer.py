@@ -1,0 +1,128 @@
+"""The Channels layer: channels_redis' pub/sub layer, made quiet and outage-aware.
+
+``channels_redis.pubsub.RedisPubSubChannelLayer`` already re-subscribes by itself when
+Redis comes back (redis-py replays the subscriptions on reconnect), but while Redis is
+down it logs a full traceback every second, its streams never learn that messages can
+no longer reach them, and subscriptions it failed to drop during the outage are
+subscribed again (and kept forever) on reconnect. This subclass:
+
+* logs one ``pubsub_down`` event when the connection drops and one ``pubsub_restored``
+  when it is back, reconnecting every half second in between, even when nothing is
+  subscribed any more (so ``/status`` reports the subscriber truly);
+* puts a :data:`CONNECTION_LOST` message in every channel of the process when the
+  connection drops, so a waiting stream checks its place at once (its keepalive)
+  instead of up to ``KEEPALIVE_SECONDS`` later;
+* forgets channels dropped while Redis was unreachable instead of leaking them;
+* connects with the project's short timeouts, so a hung Redis fails a publish in
+  seconds rather than never.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels_redis import pubsub
+from channels_redis.utils import _wrap_close
+from redis.exceptions import RedisError
+
+from animochat.logging import log_event
+from animochat.redis_client import CONNECTION_OPTIONS
+
+logger = logging.getLogger("animochat.channel_layer")
+
+# Put in every local channel when the pub/sub connection drops: messages sent to this
+# process from then until the reconnect are lost.
+CONNECTION_LOST = "layer.connection_lost"
+RECONNECT_INTERVAL = 0.5
+
+# channels_redis exchanges msgpack bytes, so replies must not be decoded.
+POOL_OPTIONS: dict[str, Any] = {**CONNECTION_OPTIONS, "decode_responses": False}
+
+
+class RedisPubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
+    """Use as ``CHANNEL_LAYERS`` backend with ``hosts``: a list of Redis URLs."""
+
+    def __init__(self, hosts: list[str | dict[str, Any]] | None = None, **kwargs: Any) -> None:
+        hosts = [
+            {**POOL_OPTIONS, **host}
+            if isinstance(host, dict)
+            else {**POOL_OPTIONS, "address": host}
+            for host in hosts or ["redis://localhost:6379"]
+        ]
+        super().__init__(hosts=hosts, **kwargs)
+
+    def _get_layer(self) -> RedisPubSubLoopLayer:
+        # As channels_redis does, one layer per event loop; only the class differs.
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = RedisPubSubLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+        return layer
+
+
+class RedisPubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shards = [RedisSingleShardConnection(shard.host, self) for shard in self._shards]
+
+    async def _subscribe_to_channel(self, channel: str) -> None:
+        try:
+            await super()._subscribe_to_channel(channel)
+        except BaseException:
+            self.channels.pop(channel, None)  # the caller never learns the name
+            raise
+
+    def connection_lost(self) -> None:
+        message = self.channel_layer.serialize({"type": CONNECTION_LOST})
+        for queue in self.channels.values():
+            queue.put_nowait(message)
+
+
+class RedisSingleShardConnection(pubsub.RedisSingleShardConnection):
+    async def unsubscribe(self, channel: str) -> None:
+        async with self._lock:
+            if channel not in self._subscribed_to:
+                return
+            self._subscribed_to.discard(channel)
+            try:
+                await self._pubsub.unsubscribe(channel)
+            except (RedisError, OSError):
+                # Unreachable: drop it locally, or the reconnect would subscribe it again.
+                for name in self._pubsub._normalize_keys({channel: None}):
+                    self._pubsub.channels.pop(name, None)
+                    self._pubsub.pending_unsubscribe_channels.discard(name)
+
+    async def _do_receiving(self) -> None:
+        connected = True
+        while True:
+            try:
+                pubsub = self._pubsub
+                if pubsub is None:
+                    message = None
+                    await asyncio.sleep(0.1)
+                else:
+                    if pubsub.connection is None:  # its first connection failed
+                        async with self._lock:
+                            await pubsub.connect()
+                    # Read even with nothing subscribed: a dropped connection is noticed
+                    # and reopened, for the next stream and for /status.
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                if not connected:
+                    connected = True
+                    log_event(logger, "pubsub_restored")
+                self._receive_message(message)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except (RedisError, OSError) as error:  # OSError includes TimeoutError
+                if connected:
+                    connected = False
+                    log_event(logger, "pubsub_down", logging.WARNING, error=str(error))
+                    self.channel_layer.connection_lost()
+                await asyncio.sleep(RECONNECT_INTERVAL)
+            except Exception:
+                logger.exception("pubsub_receive_failed")
+                await asyncio.sleep(RECONNECT_INTERVAL)

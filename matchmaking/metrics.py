@@ -1,0 +1,93 @@
+"""``GET /metrics``: Prometheus text exposition of the matchmaker.
+
+Two kinds of series, so the numbers stay right with several Daphne processes:
+
+* service-wide series (``animochat_matches_total``, ``animochat_time_to_match_seconds``,
+  ``animochat_users_waiting``, ``animochat_active_sessions``) are read from counters the
+  matcher keeps in Redis, so every instance reports the same totals: scrape any one of
+  them, or all and aggregate with ``max`` (not ``sum``);
+* per-process series (``animochat_open_streams``, ``animochat_redis_errors_total``)
+  describe the process that answered and carry a ``process`` label; scrape every
+  instance and ``sum`` them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+PROCESS = f"{socket.gethostname()}:{os.getpid()}"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_redis_errors = 0
+
+
+def record_redis_error() -> None:
+    """Count a request that failed because Redis was unreachable (this process)."""
+    global _redis_errors
+    _redis_errors += 1
+
+
+class _Snapshot:
+    """A collector over values read beforehand (collection itself cannot await)."""
+
+    def __init__(self, families: list) -> None:
+        self.families = families
+
+    def collect(self):
+        return iter(self.families)
+
+
+def render(
+    matches: dict[str, str],
+    time_to_match: dict[str, str],
+    users_waiting: int,
+    active_sessions: int,
+    open_streams: int,
+) -> bytes:
+    total = CounterMetricFamily(
+        "animochat_matches",
+        "Matches made, by number of shared interests and fallback.",
+        labels=["shared_interests", "fallback"],
+    )
+    for field, count in sorted(matches.items()):
+        shared, _, fallback = field.partition(":")
+        total.add_metric([shared, "true" if fallback == "1" else "false"], int(count))
+
+    buckets = sorted(
+        ((float(k[3:]), int(v)) for k, v in time_to_match.items() if k.startswith("le:")),
+    )
+    count = int(time_to_match.get("count", 0))
+    histogram = HistogramMetricFamily(
+        "animochat_time_to_match_seconds",
+        "How long the waiting side waited for its match.",
+        buckets=[(f"{le:g}", n) for le, n in buckets] + [("+Inf", count)],
+        sum_value=int(time_to_match.get("sum_ms", 0)) / 1000,
+    )
+    waiting = GaugeMetricFamily(
+        "animochat_users_waiting", "Users waiting in the queues.", value=users_waiting
+    )
+    sessions = GaugeMetricFamily(
+        "animochat_active_sessions", "Chat sessions not yet ended.", value=active_sessions
+    )
+    streams = GaugeMetricFamily(
+        "animochat_open_streams", "Matchmaking streams open in this process.", labels=["process"]
+    )
+    streams.add_metric([PROCESS], open_streams)
+    errors = CounterMetricFamily(
+        "animochat_redis_errors",
+        "Requests that failed because Redis was unreachable.",
+        labels=["process"],
+    )
+    errors.add_metric([PROCESS], _redis_errors)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot([total, histogram, waiting, sessions, streams, errors]))
+    return generate_latest(registry)

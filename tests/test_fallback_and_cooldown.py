@@ -1,0 +1,114 @@
+"""Beyond interests: fallback to anyone, no instant re-match, live queue information."""
+
+from __future__ import annotations
+
+import asyncio
+
+from matchmaking import services
+from tests.support.sse_client import open_stream
+
+
+async def join(user: str, *interests: str, fallback_after: float | None = None):
+    return await services.enqueue_or_match(user, list(interests), "t-" + user, fallback_after)
+
+
+async def test_fallback_zero_matches_anyone_past_their_fallback(aredis):
+    assert (await join("a", "CHESS", fallback_after=0)).state == "WAITING"
+    assert (await join("b", "OPERA")).state == "WAITING"  # no fallback: stays apart
+    result = await join("c", "KNITTING", fallback_after=0)
+    assert result.state == "MATCHED" and result.partner == "a"
+    assert result.fallback and result.interest == ""
+    assert await aredis.zcard("queue:fallback") == 0
+    assert await aredis.zrange("queue:waiting", 0, -1) == ["b"]
+
+
+async def test_interest_match_beats_fallback(aredis):
+    await join("any", "X", fallback_after=0)
+    await join("same", "Y")
+    result = await join("c", "Y", fallback_after=0)
+    assert result.partner == "same" and not result.fallback
+
+
+async def test_fallback_keeps_interest_places(aredis):
+    await join("old", "A", fallback_after=0)
+    assert (await join("x", "A")).partner == "old"  # still matchable by interest
+    assert await aredis.zcard("queue:fallback") == 0
+    await join("late", "B", fallback_after=30)  # not past its fallback yet
+    assert (await join("y", "C", fallback_after=0)).state == "WAITING"
+    assert (await services.enter_fallback("late", "t-late")).partner == "y"
+
+
+async def test_enter_fallback_later(aredis):
+    await join("a", "P", fallback_after=30)
+    await join("b", "Q", fallback_after=30)
+    assert (await services.enter_fallback("a", "t-a")).state == "WAITING"
+    assert (await services.enter_fallback("a", "wrong-token")).state == "GONE"
+    result = await services.enter_fallback("b", "t-b")
+    assert result.state == "MATCHED" and result.partner == "a" and result.fallback
+    assert result.partner_token == "t-a"
+    assert await aredis.zcard("queue:waiting") == 0
+
+
+async def test_no_instant_rematch_while_others_wait(aredis, settings):
+    settings.REMATCH_COOLDOWN = 60
+    await join("a", "X")
+    await join("b", "X")  # a and b chat, then both look again
+    await join("a", "X")
+    await join("c", "X")  # c takes a
+    await join("a", "X")
+    result = await join("b", "X")
+    assert result.state == "WAITING"  # a and b are the only two: they wait
+    result = await join("d", "X")
+    assert result.partner == "a"  # the oldest compatible waiter, not blocked for d
+    assert (await join("e", "X")).partner == "b"
+
+
+async def test_cooldown_ends(aredis, settings):
+    settings.REMATCH_COOLDOWN = 1
+    await join("a", "X")
+    await join("b", "X")
+    await join("a", "X")
+    assert (await join("b", "X")).state == "WAITING"
+    await asyncio.sleep(1.1)
+    await services.leave_queues("b")
+    assert (await join("b", "X")).partner == "a"
+
+
+async def test_queue_info(aredis, settings):
+    settings.REMATCH_COOLDOWN = 60
+    first = await join("a", "RARE")
+    assert (first.waiting, first.estimated_wait_seconds) == (0, None)
+    await join("b", "RARE")  # a and b chat; then both wait again, kept apart
+    await join("a", "RARE", "OTHER")
+    info = await join("b", "RARE")
+    assert info.waiting == 1  # a waits in RARE, but the cooldown keeps them apart
+    # Within the 600 s window one other user asked for RARE: one arrival per 600 s.
+    assert info.estimated_wait_seconds == 600
+    assert (await join("c", "RARE")).partner == "a"
+    renewed = await services.renew_lease("b", "t-b")
+    assert renewed.state == "WAITING" and renewed.waiting == 0
+    assert renewed.estimated_wait_seconds == 300  # a and c asked: one per 300 s
+    assert (await services.renew_lease("a", "t-a")).state == "GONE"
+
+
+async def test_stream_fallback_after(daphne):
+    a = await open_stream(
+        daphne.url, params={"userId": "fa", "interests": "ALPHA", "fallbackAfter": "0.5"}
+    )
+    b = await open_stream(
+        daphne.url, params={"userId": "fb", "interests": "BETA", "fallbackAfter": "0.5"}
+    )
+    assert (await a.next_event())["state"] == "WAITING"
+    assert (await b.next_event())["state"] == "WAITING"
+    got_a, got_b = await a.next_change(), await b.next_change()
+    assert got_a["state"] == got_b["state"] == "MATCHED"
+    assert got_a["fallback"] is True and got_b["fallback"] is True
+    assert got_a["interest"] == got_b["interest"] == ""
+    assert got_a["chatId"] == got_b["chatId"] and got_a["matchedUserId"] == "fb"
+
+
+async def test_stream_rejects_bad_fallback_after(daphne):
+    for bad in ("-1", "601", "soon", "nan", "inf"):
+        stream = await open_stream(daphne.url, params={"userId": "x", "fallbackAfter": bad})
+        assert stream.status == 400
+        assert (await stream.next_event())["code"] == "INVALID_FALLBACK_AFTER"
