@@ -1,0 +1,70 @@
+"""Redis access for discovery: the shared chat-server list and the heartbeat's state.
+
+Keys:
+  chat_servers:discovered  LIST   chat-server URLs from discovery, sorted; read by the
+                                  matcher (matchmaking/lua/enqueue_or_match.lua), which
+                                  uses CHAT_SERVER_URLS while it is empty or missing.
+                                  Replaced whole on every refresh and given a TTL, so a
+                                  dead heartbeat or registry falls back by itself.
+  chat_servers:rr          STRING round-robin counter shared by every matcher (INCR).
+  discovery:state          HASH   what the heartbeat last did (see ``STATE_FIELDS``),
+                                  so every instance's /status reports the same.
+
+The heartbeat is synchronous (a plain redis-py client is passed in); ``/status`` reads
+with the project's asyncio client.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from animochat.redis_client import get_redis
+
+DISCOVERED_KEY = "chat_servers:discovered"
+ROUND_ROBIN_KEY = "chat_servers:rr"
+STATE_KEY = "discovery:state"
+
+STATE_FIELDS = (
+    "registration",  # off | registered | failing | unregistered
+    "registeredUrl",  # the URL registered with discovery ("" when off)
+    "discoveryServerUrl",
+    "heartbeatInterval",  # seconds
+    "lastHeartbeatAt",  # ISO 8601 time of the last accepted register/heartbeat
+    "lastRefreshAt",  # ISO 8601 time of the last chat-server list discovery answered
+    "lastError",  # the current failure, "" when none
+)
+
+
+def save_chat_servers(
+    client: redis.Redis, urls: list[str], ttl_ms: int, state: dict[str, str]
+) -> list[str]:
+    """Replace the discovered list (or delete it when ``urls`` is empty) and the state.
+
+    One MULTI/EXEC, so a matcher never sees a half-written list. Returns the list as
+    the matcher now sees it.
+    """
+    with client.pipeline(transaction=True) as pipe:
+        pipe.delete(DISCOVERED_KEY)
+        if urls:
+            pipe.rpush(DISCOVERED_KEY, *urls)
+            pipe.pexpire(DISCOVERED_KEY, ttl_ms)
+        pipe.hset(STATE_KEY, mapping=state)
+        pipe.lrange(DISCOVERED_KEY, 0, -1)
+        return pipe.execute()[-1]
+
+
+def save_state(client: redis.Redis, state: dict[str, str]) -> list[str]:
+    """Update the heartbeat state; returns the discovered list as the matcher sees it."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(STATE_KEY, mapping=state)
+        pipe.lrange(DISCOVERED_KEY, 0, -1)
+        return pipe.execute()[-1]
+
+
+async def read_discovery() -> tuple[list[str], dict[str, str]]:
+    """The discovered chat-server list and the heartbeat state, in one round trip."""
+    async with get_redis().pipeline(transaction=False) as pipe:
+        pipe.lrange(DISCOVERED_KEY, 0, -1)
+        pipe.hgetall(STATE_KEY)
+        servers, state = await pipe.execute()
+    return servers, state
