@@ -73,7 +73,8 @@ async def close_redis() -> None:
     """Close the running loop's client (end of a command or a test)."""
     client = _async_clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
-        await client.aclose()
+        # A pool handed to Redis() is not closed with it unless asked.
+        await client.aclose(close_connection_pool=True)
 
 
 def get_sync_redis() -> redis.Redis:

@@ -84,7 +84,7 @@ def test_bad_configuration_refuses_with_one_line(tmp_path):
 
 
 def test_serves_and_stops_everything_on_ctrl_c(tmp_path):
-    env = launcher_env(tmp_path)
+    env = launcher_env(tmp_path, REDIS_URL=settings.REDIS_URL)
     proc = subprocess.Popen(
         [sys.executable, "-m", "animochat.launcher"],
         cwd=BASE_DIR,

@@ -1,0 +1,448 @@
+"""The "Matchmaking" section of the Django admin: the live system, read from Redis.
+
+Queues, chat sessions, popular interests, discovery and maintenance have no Django
+models (their data lives in Redis), so the pages are plain admin views: staff only
+(``AdminSite.admin_view``), reading through the apps' selectors and writing through
+their services. Every list is paginated by rank in Redis, so a page costs the same
+whatever the size of the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from asgiref.sync import AsyncToSync, async_to_sync
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin import AdminSite
+from django.core.paginator import Page, Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, re_path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from animochat.logging import log_event
+from animochat.redis_client import close_redis
+from discovery import selectors as discovery_selectors
+from sessions_app import selectors as session_selectors
+from sessions_app import services as session_services
+
+from . import selectors, services
+
+logger = logging.getLogger("matchmaking.admin")
+
+APP_LABEL = "matchmaking"
+PAGE_SIZE = 50
+QUEUES_PAGE_SIZE = 100
+POPULAR_LIMIT = 20
+REFRESH_SECONDS = 5
+
+T = TypeVar("T")
+
+
+def call(function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run an async selector or service from a (sync) admin view.
+
+    Under Daphne this runs on the server's event loop, with its shared Redis client.
+    Without a server loop (the Django test client) asgiref makes a loop for this one
+    call; the Redis client made for that loop is closed before the loop is.
+    """
+
+    async def run() -> T:
+        try:
+            return await function(*args)
+        finally:
+            # asgiref registers the loops it made for one call here (an undocumented
+            # attribute: should it vanish, the client is left open, never the server's
+            # shared client closed).
+            if asyncio.get_running_loop() in getattr(AsyncToSync, "loop_thread_executors", {}):
+                await close_redis()
+
+    return async_to_sync(run)()
+
+
+def duration(seconds: float | None) -> str:
+    """``"42s"``, ``"3m 05s"``, ``"2h 07m"``, ``"3d 4h"``; a dash for no value."""
+    if seconds is None:
+        return "—"
+    whole = int(seconds)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def window_text(seconds: int) -> str:
+    """``600`` → ``"10 minutes"``, ``90`` → ``"90 seconds"``."""
+    minutes, rest = divmod(seconds, 60)
+    if rest or not minutes:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def requested_page(request: HttpRequest) -> int:
+    raw = request.GET.get("page", "")
+    return max(1, int(raw)) if raw.isdigit() else 1
+
+
+def paginate(request: HttpRequest, rows: Sequence[Any], per_page: int) -> Page:
+    """The requested page of ``rows``, clamped to the pages that exist."""
+    return Paginator(rows, per_page).get_page(requested_page(request))
+
+
+def page_links(request: HttpRequest, page: Page) -> list[dict[str, Any]]:
+    """Numbered links that keep the rest of the query string (filter, search)."""
+    links = []
+    for number in page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1):
+        if number == page.paginator.ELLIPSIS:
+            links.append({"label": number, "url": None, "current": False})
+            continue
+        query = request.GET.copy()
+        query["page"] = str(number)
+        links.append(
+            {"label": number, "url": f"?{query.urlencode()}", "current": number == page.number}
+        )
+    return links
+
+
+def fetch_page(
+    request: HttpRequest, per_page: int, load: Callable[[int, int], Any]
+) -> tuple[Any, Page]:
+    """Load the requested page by rank; a page past the end shows the last one."""
+    wanted = requested_page(request)
+    result = load((wanted - 1) * per_page, per_page)
+    page = Paginator(range(result.total), per_page).get_page(wanted)
+    if page.number != wanted:
+        result = load((page.number - 1) * per_page, per_page)
+        page = Paginator(range(result.total), per_page).get_page(page.number)
+    return result, page
+
+
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_ACRONYMS = {"url": "URL", "urls": "URLs", "id": "ID", "ttl": "TTL", "ip": "IP"}
+
+
+def label(key: object) -> str:
+    """``"registeredUrl"`` or ``"registered_url"`` → ``"Registered URL"``."""
+    words = [_ACRONYMS.get(w.lower(), w.lower()) for w in _WORD.findall(str(key))] or [str(key)]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
+def display_tree(value: Any) -> dict[str, Any]:
+    """Any JSON-like value as a tree the ``value.html`` template renders recursively."""
+    if isinstance(value, dict):
+        return {
+            "kind": "mapping",
+            "entries": [(label(k), display_tree(v)) for k, v in value.items()],
+        }
+    if isinstance(value, list | tuple | set):
+        return {"kind": "sequence", "entries": [display_tree(v) for v in value]}
+    if value is None or value == "":
+        return {"kind": "text", "text": "—"}
+    if isinstance(value, bool):
+        return {"kind": "text", "text": "yes" if value else "no"}
+    return {"kind": "text", "text": str(value)}
+
+
+def safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return fallback
+
+
+class MatchmakingDashboard:
+    """The dashboard's pages on one admin site, and its entry in the site's app list."""
+
+    # (URL name, title, object name used by the admin's CSS classes), in menu order.
+    sections = [
+        ("matchmaking_queues", "Queues", "Queue"),
+        ("matchmaking_sessions", "Sessions", "Session"),
+        ("matchmaking_popular", "Popular interests", "PopularInterest"),
+        ("matchmaking_discovery", "Discovery", "Discovery"),
+        ("matchmaking_maintenance", "Maintenance", "Maintenance"),
+    ]
+
+    def __init__(self, site: AdminSite) -> None:
+        self.site = site
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.site.admin_view
+        return [
+            # A second "app_list" pattern: the admin's own breadcrumbs link the section.
+            re_path(rf"^(?P<app_label>{APP_LABEL})/$", view(self.site.app_index), name="app_list"),
+            path(f"{APP_LABEL}/queues/", view(self.queues), name="matchmaking_queues"),
+            path(f"{APP_LABEL}/queues/waiting/", view(self.waiting), name="matchmaking_waiting"),
+            path(
+                f"{APP_LABEL}/queues/remove/",
+                view(self.remove_waiting_user),
+                name="matchmaking_remove_user",
+            ),
+            path(f"{APP_LABEL}/sessions/", view(self.sessions), name="matchmaking_sessions"),
+            path(
+                f"{APP_LABEL}/sessions/end/", view(self.end_session), name="matchmaking_end_session"
+            ),
+            path(f"{APP_LABEL}/popular/", view(self.popular), name="matchmaking_popular"),
+            path(f"{APP_LABEL}/discovery/", view(self.discovery), name="matchmaking_discovery"),
+            path(
+                f"{APP_LABEL}/maintenance/", view(self.maintenance), name="matchmaking_maintenance"
+            ),
+            path(
+                f"{APP_LABEL}/maintenance/confirm/",
+                view(self.maintenance_confirm),
+                name="matchmaking_maintenance_confirm",
+            ),
+        ]
+
+    def app_entry(self) -> dict[str, Any]:
+        """The section as ``AdminSite.get_app_list`` describes an app."""
+        url = self.url
+        return {
+            "name": "Matchmaking",
+            "app_label": APP_LABEL,
+            "app_url": url("app_list", app_label=APP_LABEL),
+            "has_module_perms": True,
+            "models": [
+                {
+                    "model": None,
+                    "name": title,
+                    "object_name": object_name,
+                    "perms": {"add": False, "change": False, "delete": False, "view": True},
+                    "admin_url": url(name),
+                    "add_url": None,
+                    "view_only": True,
+                }
+                for name, title, object_name in self.sections
+            ],
+        }
+
+    def url(self, name: str, **kwargs: str) -> str:
+        return reverse(f"admin:{name}", kwargs=kwargs or None, current_app=self.site.name)
+
+    def render(
+        self,
+        request: HttpRequest,
+        template: str,
+        title: str,
+        context: dict[str, Any],
+        *,
+        section: str = "",
+        refresh: bool = True,
+    ) -> TemplateResponse:
+        """An admin page; ``section`` names the page one level up, if any (URL name)."""
+        request.current_app = self.site.name
+        titles = {name: title for name, title, _ in self.sections}
+        return TemplateResponse(
+            request,
+            f"admin/matchmaking/{template}",
+            {
+                **self.site.each_context(request),
+                "title": title,
+                "app_label": APP_LABEL,
+                "section_title": titles.get(section, ""),
+                "section_url": self.url(section) if section else "",
+                "refresh_seconds": REFRESH_SECONDS if refresh else 0,
+                **context,
+            },
+        )
+
+    # Queues
+
+    def queues(self, request: HttpRequest) -> TemplateResponse:
+        everyone, queues = call(selectors.queue_summaries)
+        page = paginate(request, queues, QUEUES_PAGE_SIZE)
+        rows = [
+            {
+                "interest": queue.interest,
+                "waiting": queue.waiting,
+                "oldest_wait": duration(queue.oldest_wait_seconds),
+            }
+            for queue in page.object_list
+        ]
+        return self.render(
+            request,
+            "queues.html",
+            "Queues",
+            {
+                "everyone": everyone,
+                "everyone_oldest_wait": duration(everyone.oldest_wait_seconds),
+                "interest_count": len(queues),
+                "rows": rows,
+                "page": page,
+                "page_links": page_links(request, page),
+            },
+        )
+
+    def waiting(self, request: HttpRequest) -> TemplateResponse:
+        interest = request.GET.get("interest", "").strip().upper() or None
+        user_query = request.GET.get("user", "")
+        found = None
+        if user_query:
+            user = call(selectors.find_waiting_user, user_query)
+            found = [self._waiting_row(user)] if user else []
+        result, page = fetch_page(
+            request,
+            PAGE_SIZE,
+            lambda offset, count: call(selectors.waiting_users, interest, offset, count),
+        )
+        return self.render(
+            request,
+            "waiting.html",
+            f"Waiting for {interest}" if interest else "Every waiting user",
+            {
+                "interest": interest or "",
+                # Reversed once, not once per row: a page has fifty rows.
+                "waiting_url": self.url("matchmaking_waiting"),
+                "remove_url": self.url("matchmaking_remove_user"),
+                "user_query": user_query,
+                "found": found,
+                "total": result.total,
+                "rows": [self._waiting_row(user) for user in result.users],
+                "page": page,
+                "page_links": page_links(request, page),
+            },
+            section="matchmaking_queues",
+        )
+
+    @staticmethod
+    def _waiting_row(user: selectors.WaitingUser) -> dict[str, Any]:
+        return {
+            "user_id": user.user_id,
+            "interests": user.interests,
+            "wait": duration(user.wait_seconds),
+            "lease_alive": user.lease_alive,
+        }
+
+    @method_decorator(require_POST)
+    def remove_waiting_user(self, request: HttpRequest) -> HttpResponse:
+        user_id = request.POST.get("user_id", "")
+        if not user_id:
+            messages.error(request, "No user id was given.")
+        elif call(services.cancel_matchmaking, user_id):
+            log_event(logger, "admin_remove_waiting_user", user=user_id, operator=str(request.user))
+            messages.success(request, f"Removed {user_id} from every queue.")
+        else:
+            messages.warning(request, f"User {user_id} was not waiting (already matched or gone).")
+        return HttpResponseRedirect(safe_next(request, self.url("matchmaking_waiting")))
+
+    # Sessions
+
+    def sessions(self, request: HttpRequest) -> TemplateResponse:
+        """Every active session, newest first, or those matching a user or chat id."""
+        query = request.GET.get("q", "").strip()
+        page = None
+        if query:
+            found = call(session_selectors.find_sessions, query)
+            total = len(found)
+        else:
+            result, page = fetch_page(
+                request,
+                PAGE_SIZE,
+                lambda offset, count: call(session_selectors.list_active_sessions, offset, count),
+            )
+            found, total = result.sessions, result.total
+        rows = [
+            {
+                "chat_id": session.chat_id,
+                "participants": session.participants,
+                "server_url": session.server_url,
+                "interest": session.interest,
+                "age": duration(session.age_seconds),
+            }
+            for session in found
+        ]
+        return self.render(
+            request,
+            "sessions.html",
+            "Sessions",
+            {
+                "query": query,
+                "total": total,
+                "rows": rows,
+                "page": page,
+                "page_links": page_links(request, page) if page else [],
+            },
+        )
+
+    @method_decorator(require_POST)
+    def end_session(self, request: HttpRequest) -> HttpResponse:
+        chat_id = request.POST.get("chat_id", "")
+        participant = request.POST.get("user_id", "")
+        # Ended through a participant; only if that is still their session, so a stale
+        # page never ends the newer chat the participant has moved on to.
+        current = call(session_selectors.get_user_session, participant) if participant else None
+        if current is None or current.get("chatId") != chat_id:
+            messages.warning(request, f"Session {chat_id} had already ended.")
+        else:
+            call(session_services.end_user_session, participant)
+            log_event(logger, "admin_end_session", chat_id=chat_id, operator=str(request.user))
+            messages.success(request, f"Ended session {chat_id}.")
+        return HttpResponseRedirect(safe_next(request, self.url("matchmaking_sessions")))
+
+    # Popular interests, discovery
+
+    def popular(self, request: HttpRequest) -> TemplateResponse:
+        ranking = call(selectors.popular_interests, POPULAR_LIMIT)
+        top = max((row["count"] for row in ranking), default=0) or 1
+        bars = [
+            {**row, "percent": f"{100 * row['count'] / top:.1f}"}
+            for row in ranking  # already most popular first
+        ]
+        return self.render(
+            request,
+            "popular.html",
+            "Popular interests",
+            {
+                "bars": bars,
+                "limit": POPULAR_LIMIT,
+                "window": window_text(settings.POPULAR_WINDOW_SECONDS),
+            },
+        )
+
+    def discovery(self, request: HttpRequest) -> TemplateResponse:
+        status = call(discovery_selectors.discovery_status)
+        return self.render(request, "discovery.html", "Discovery", {"status": display_tree(status)})
+
+    # Maintenance
+
+    def maintenance(self, request: HttpRequest) -> TemplateResponse:
+        return self.render(request, "maintenance.html", "Maintenance", self._maintenance_state())
+
+    def maintenance_confirm(self, request: HttpRequest) -> HttpResponse:
+        """GET asks for confirmation; POST switches maintenance for every instance."""
+        turn = request.POST.get("turn") if request.method == "POST" else request.GET.get("turn")
+        if turn not in ("on", "off"):
+            return HttpResponseRedirect(self.url("matchmaking_maintenance"))
+        if request.method == "POST":
+            call(services.set_maintenance, turn == "on")
+            log_event(logger, "admin_maintenance", turn=turn, operator=str(request.user))
+            messages.success(request, f"Maintenance is now {turn.upper()} for every instance.")
+            return HttpResponseRedirect(self.url("matchmaking_maintenance"))
+        return self.render(
+            request,
+            "maintenance_confirm.html",
+            f"Turn maintenance {turn}?",
+            {"turn": turn, **self._maintenance_state()},
+            section="matchmaking_maintenance",
+            refresh=False,
+        )
+
+    def _maintenance_state(self) -> dict[str, Any]:
+        overview = call(selectors.queue_overview)
+        return {
+            "maintenance": call(selectors.is_maintenance),
+            "waiting": overview.users_in_queue,
+            "message": services.MAINTENANCE_MESSAGE,
+        }
