@@ -2,8 +2,9 @@
 
 Checks the configuration, finds Redis (starting the embedded one when ``REDIS_URL``
 is unset and nothing answers on localhost:6379), migrates the admin database,
-optionally creates an admin user, then runs Daphne and ``manage.py heartbeat``
-side by side until Ctrl-C or SIGTERM, which stops everything it started.
+optionally creates an admin user, then runs Daphne, ``manage.py heartbeat`` and
+``manage.py sweep_queues`` side by side until Ctrl-C or SIGTERM, which stops
+everything it started.
 """
 
 from __future__ import annotations
@@ -116,9 +117,10 @@ def main() -> None:
                 env=env,
             )
         )
-        children.append(
-            subprocess.Popen([sys.executable, "manage.py", "heartbeat"], cwd=BASE_DIR, env=env)
-        )
+        for command in ("heartbeat", "sweep_queues"):
+            children.append(
+                subprocess.Popen([sys.executable, "manage.py", command], cwd=BASE_DIR, env=env)
+            )
         say(
             "serving",
             url=f"http://{'localhost' if host == '0.0.0.0' else host}:{port}",
