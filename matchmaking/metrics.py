@@ -45,6 +45,20 @@ class _Snapshot:
         return iter(self.families)
 
 
+# The matcher's bucket bounds (TIME_TO_MATCH_BUCKETS in animochat/lua/lib.lua).
+TIME_TO_MATCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+def cumulative_buckets(time_to_match: dict[str, str]) -> list[tuple[str, int]]:
+    """Prometheus buckets from the matcher's one-bucket-per-match counts."""
+    buckets, total = [], 0
+    for bound in TIME_TO_MATCH_BUCKETS:
+        total += int(time_to_match.get(f"le:{bound:g}", 0))
+        buckets.append((f"{bound:g}", total))
+    buckets.append(("+Inf", total + int(time_to_match.get("le:+Inf", 0))))
+    return buckets
+
+
 def render(
     matches: dict[str, str],
     time_to_match: dict[str, str],
@@ -61,14 +75,10 @@ def render(
         shared, _, fallback = field.partition(":")
         total.add_metric([shared, "true" if fallback == "1" else "false"], int(count))
 
-    buckets = sorted(
-        ((float(k[3:]), int(v)) for k, v in time_to_match.items() if k.startswith("le:")),
-    )
-    count = int(time_to_match.get("count", 0))
     histogram = HistogramMetricFamily(
         "animochat_time_to_match_seconds",
         "How long the waiting side waited for its match.",
-        buckets=[(f"{le:g}", n) for le, n in buckets] + [("+Inf", count)],
+        buckets=cumulative_buckets(time_to_match),
         sum_value=int(time_to_match.get("sum_ms", 0)) / 1000,
     )
     waiting = GaugeMetricFamily(

@@ -13,17 +13,27 @@
 --   recent:<u>            ZSET  users u was just matched with, score = end of cooldown (ms)
 --   chat_servers:discovered LIST chat servers from discovery; chat_servers:rr the turn counter
 --   metrics:matches       HASH  '<shared interests>:<fallback 0|1>' -> matches
---   metrics:time_to_match HASH  'le:<seconds>' cumulative buckets, 'count', 'sum_ms'
+--   metrics:time_to_match HASH  'le:<seconds>' waits in (previous bound, bound], 'sum_ms'
 
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+-- True for about one call in 16 (by the clock's microseconds): pruning of time windows
+-- is bookkeeping that need not cost every call its Redis commands.
+local function occasionally(now)
+  return now % 16 == 0
+end
+
 -- Removes a user from every queue they wait in; returns 1 if they were waiting.
 local function leave_queues(user)
   local interests_key = 'user_interests:' .. user
-  for _, interest in ipairs(redis.call('SMEMBERS', interests_key)) do
+  local interests = redis.call('SMEMBERS', interests_key)
+  if #interests == 0 then  -- not waiting (the usual case on arrival): one command
+    return redis.call('ZREM', 'queue:waiting', user)
+  end
+  for _, interest in ipairs(interests) do
     local queue = 'interest:' .. interest
     redis.call('ZREM', queue, user)
     if redis.call('ZCARD', queue) == 0 then
@@ -64,7 +74,10 @@ local function end_user_session(user)
 end
 
 -- Whether user and candidate were matched too recently to be matched again.
-local function in_cooldown(user, candidate, now_ms)
+local function in_cooldown(user, candidate, now_ms, cooldown_ms)
+  if cooldown_ms <= 0 then
+    return false
+  end
   local until_ms = redis.call('ZSCORE', 'recent:' .. user, candidate)
   return until_ms and tonumber(until_ms) > now_ms
 end
@@ -72,7 +85,7 @@ end
 -- The longest-waiting user of a queue (ordered by enqueue time) who is live and may be
 -- matched with user; drops users whose lease lapsed (their stream died with its server)
 -- from every queue on the way. Returns member and score, or nil.
-local function oldest_eligible(queue, user, now_ms)
+local function oldest_eligible(queue, user, now_ms, cooldown_ms)
   local position = 0
   while true do
     local entry = redis.call('ZRANGE', queue, position, position, 'WITHSCORES')
@@ -80,7 +93,7 @@ local function oldest_eligible(queue, user, now_ms)
       return nil
     end
     local candidate = entry[1]
-    if candidate == user or in_cooldown(user, candidate, now_ms) then
+    if candidate == user or in_cooldown(user, candidate, now_ms, cooldown_ms) then
       position = position + 1
     elseif redis.call('EXISTS', 'lease:' .. candidate) == 1 then
       return candidate, tonumber(entry[2])
@@ -102,14 +115,17 @@ end
 
 local TIME_TO_MATCH_BUCKETS = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
 
+-- One bucket per match (cumulative counts are summed when /metrics is read).
 local function record_match_metrics(shared_count, fallback, waited_ms)
   redis.call('HINCRBY', 'metrics:matches', shared_count .. ':' .. (fallback and '1' or '0'), 1)
+  local bucket = '+Inf'
   for _, bound in ipairs(TIME_TO_MATCH_BUCKETS) do
     if waited_ms <= bound * 1000 then
-      redis.call('HINCRBY', 'metrics:time_to_match', 'le:' .. bound, 1)
+      bucket = bound
+      break
     end
   end
-  redis.call('HINCRBY', 'metrics:time_to_match', 'count', 1)
+  redis.call('HINCRBY', 'metrics:time_to_match', 'le:' .. bucket, 1)
   redis.call('HINCRBY', 'metrics:time_to_match', 'sum_ms', waited_ms)
 end
 
@@ -140,12 +156,17 @@ local function create_match(user, partner, partner_since, shared, fallback, chat
   redis.call('SET', 'user_session:' .. partner, chat_id, 'EX', session_ttl)
   redis.call('SET', 'user_session:' .. user, chat_id, 'EX', session_ttl)
   redis.call('ZADD', 'sessions:active', now_ms, chat_id)
-  redis.call('ZREMRANGEBYSCORE', 'sessions:active', '-inf', now_ms - tonumber(session_ttl) * 1000)
+  if occasionally(now) then
+    redis.call('ZREMRANGEBYSCORE', 'sessions:active', '-inf',
+               now_ms - tonumber(session_ttl) * 1000)
+  end
 
   if cooldown_ms > 0 then
     for _, pair in ipairs({{user, partner}, {partner, user}}) do
       local key = 'recent:' .. pair[1]
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
+      if occasionally(now) then
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
+      end
       redis.call('ZADD', key, now_ms + cooldown_ms, pair[2])
       redis.call('PEXPIRE', key, cooldown_ms)
     end
@@ -165,24 +186,24 @@ local function queue_info(user, interests, window_ms, now_ms)
   for _, interest in ipairs(interests) do
     local queue = 'interest:' .. interest
     local size = redis.call('ZCARD', queue)
-    if size <= 100 then
+    -- A queue of one holds only the user (the usual case: others would have matched).
+    if size > 1 and size <= 100 then
       for _, member in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
         if member ~= user and not others[member] then
           others[member] = true
           waiting = waiting + 1
         end
       end
-    else
+    elseif size > 100 then
       waiting = waiting + size - 1
     end
   end
+  -- The user asked for each of their interests within the window (unless they have
+  -- waited longer than it), so one request per interest is theirs.
   local arrivals = 0
   for _, interest in ipairs(interests) do
-    local key = 'popular:' .. interest
-    arrivals = arrivals + redis.call('ZCOUNT', key, now_ms - window_ms, '+inf')
-    if redis.call('ZSCORE', key, user) then
-      arrivals = arrivals - 1
-    end
+    local asked = redis.call('ZCOUNT', 'popular:' .. interest, now_ms - window_ms, '+inf')
+    arrivals = arrivals + math.max(0, asked - 1)
   end
   local estimate = -1
   if arrivals > 0 then

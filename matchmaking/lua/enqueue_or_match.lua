@@ -49,20 +49,27 @@ local now_ms = math.floor(now / 1000)
 end_user_session(user)
 leave_queues(user)
 
+-- Popularity: entries older than the window are pruned now and then here, always when
+-- read (popular_interests.lua), and idle keys expire.
+local prune = occasionally(now)
 for _, interest in ipairs(interests) do
   local key = 'popular:' .. interest
   redis.call('ZADD', key, now_ms, user)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms - window_ms)
+  if prune then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms - window_ms)
+  end
   redis.call('PEXPIRE', key, window_ms)
   redis.call('ZADD', 'popular:index', now_ms, interest)
 end
-redis.call('ZREMRANGEBYSCORE', 'popular:index', '-inf', now_ms - window_ms)
+if prune then
+  redis.call('ZREMRANGEBYSCORE', 'popular:index', '-inf', now_ms - window_ms)
+end
 
 -- Each queue is ordered by enqueue time and a user has the same time in all their
 -- queues, so the oldest of the queues' eligible users is the oldest compatible user.
 local partner, partner_since = nil, nil
 for _, interest in ipairs(interests) do
-  local candidate, since = oldest_eligible('interest:' .. interest, user, now_ms)
+  local candidate, since = oldest_eligible('interest:' .. interest, user, now_ms, cooldown_ms)
   if candidate and (partner == nil or since < partner_since
       or (since == partner_since and candidate < partner)) then
     partner, partner_since = candidate, since
@@ -82,7 +89,7 @@ if partner then
 end
 
 if fallback_after == 0 then
-  local anyone, since = oldest_eligible('queue:fallback', user, now_ms)
+  local anyone, since = oldest_eligible('queue:fallback', user, now_ms, cooldown_ms)
   if anyone then
     return create_match(user, anyone, since, {}, true, chat_id, servers, now, session_ttl,
                         cooldown_ms)

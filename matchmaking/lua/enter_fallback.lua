@@ -26,7 +26,8 @@ end
 local servers = chat_servers(fallback_servers)
 local now = now_us()
 if #servers > 0 then
-  local anyone, anyone_since = oldest_eligible('queue:fallback', user, math.floor(now / 1000))
+  local anyone, anyone_since = oldest_eligible('queue:fallback', user, math.floor(now / 1000),
+                                               cooldown_ms)
   if anyone then
     return create_match(user, anyone, anyone_since, {}, true, chat_id, servers, now,
                         session_ttl, cooldown_ms)
