@@ -7,8 +7,12 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from animochat import twisted_limits
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "animochat.settings")
 django_application = get_asgi_application()
+# Daphne parses HTTP with Twisted: give its refusals of oversized heads clear 4xx answers.
+twisted_limits.install()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402

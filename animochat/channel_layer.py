@@ -12,7 +12,8 @@ subscribed again (and kept forever) on reconnect. This subclass:
 * puts a :data:`CONNECTION_LOST` message in every channel of the process when the
   connection drops, so a waiting stream checks its place at once (its keepalive)
   instead of up to ``KEEPALIVE_SECONDS`` later;
-* forgets channels dropped while Redis was unreachable instead of leaking them;
+* forgets channels dropped while Redis was unreachable instead of leaking them, and
+  can release a channel that was never received on (:meth:`release_channel`);
 * connects with the project's short timeouts, so a hung Redis fails a publish in
   seconds rather than never.
 """
@@ -75,6 +76,11 @@ class RedisPubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
         except BaseException:
             self.channels.pop(channel, None)  # the caller never learns the name
             raise
+
+    async def release_channel(self, channel: str) -> None:
+        """Forget a channel made by ``new_channel()``, whether or not it was received on."""
+        if self.channels.pop(channel, None) is not None:
+            await self._get_shard(channel).unsubscribe(channel)
 
     def connection_lost(self) -> None:
         message = self.channel_layer.serialize({"type": CONNECTION_LOST})

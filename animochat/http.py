@@ -49,7 +49,8 @@ def allow_methods(*methods: str):
     """Mark an async view as a JSON API endpoint answering only ``methods``.
 
     Like ``require_http_methods``, but the 405 carries a JSON message. API endpoints
-    take no cookies, so they are exempt from CSRF checks.
+    take no cookies, so they are exempt from CSRF checks. A query parameter given twice
+    is refused: which userId would be meant? (The stream refuses it too.)
     """
 
     def decorator(view):
@@ -61,6 +62,9 @@ def allow_methods(*methods: str):
                 )
                 response["Allow"] = ", ".join(methods)
                 return response
+            for name, values in request.GET.lists():
+                if len(values) > 1:
+                    return json_message(f"Give the {name} parameter only once.", 400)
             return await view(request, *args, **kwargs)
 
         wrapper.allowed_methods = methods  # read by the OpenAPI consistency test

@@ -10,7 +10,6 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 from redis.exceptions import RedisError
 
-from animochat import twisted_limits
 from animochat.auth import NotAuthorized
 from animochat.http import BadRequest, cors_headers, json_message, preflight_headers
 from animochat.logging import log_event
@@ -20,8 +19,6 @@ from matchmaking.validation import InvalidInput
 
 logger = logging.getLogger("animochat.http")
 
-# Daphne imports the ASGI application, and so this module, before it starts serving.
-twisted_limits.install()
 
 SERVICE_UNAVAILABLE_MESSAGE = "The service is temporarily unavailable (storage unreachable)."
 
@@ -75,16 +72,6 @@ class ApiErrorMiddleware(MiddlewareMixin):
     Client mistakes become 4xx with ``{"message": …}``; an unreachable Redis becomes
     503, so the service answers clearly while Redis is down and recovers by itself.
     """
-
-    def process_request(self, request: HttpRequest):
-        # A repeated parameter is ambiguous (which userId is meant?): refuse it, as the
-        # stream does, rather than silently picking one.
-        if request.path.startswith(("/admin", "/static")):
-            return None
-        for name, values in request.GET.lists():
-            if len(values) > 1:
-                return json_message(f"Give the {name} parameter only once.", 400)
-        return None
 
     def process_exception(self, request: HttpRequest, exception: Exception):
         if isinstance(exception, BadRequest):

@@ -52,6 +52,17 @@ USER_ID_QUERY = {
 MAINTENANCE_503 = _json("The service is in maintenance.", "Maintenance")
 UNAVAILABLE_503 = _message("Redis is unreachable; try again shortly.")
 RATE_LIMITED = _message("Too many requests from this client; see Retry-After.")
+# Only while AUTH_JWT_SECRET is set (see the description in "info").
+UNAUTHORIZED = _message("No valid token (Authorization: Bearer, or ?token=).")
+FORBIDDEN = _message("The token belongs to another userId (its sub).")
+AUTH_DESCRIPTION = (
+    "Pairs users who share an interest for one-to-one chat.\n\n"
+    "Verified identity is optional, off by default. With AUTH_JWT_SECRET set, every "
+    "endpoint taking a userId requires an HS256 JWT whose `sub` is that userId (a "
+    "Supabase access token qualifies): `Authorization: Bearer <token>`, or `?token=` "
+    "for EventSource, which cannot send headers. 401 without a valid token, 403 when "
+    "it names another user."
+)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -60,7 +71,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "AnimoChat Matchmaking",
             "version": "1.0.0",
-            "description": "Pairs users who share an interest for one-to-one chat.",
+            "description": AUTH_DESCRIPTION,
         },
         "paths": {
             "/matchmaking": {
@@ -147,6 +158,22 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
+                        "401": {
+                            "description": "ERROR event UNAUTHORIZED: no valid token.",
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {"$ref": "#/components/schemas/StreamEvent"}
+                                }
+                            },
+                        },
+                        "403": {
+                            "description": "ERROR event FORBIDDEN: another user's token.",
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {"$ref": "#/components/schemas/StreamEvent"}
+                                }
+                            },
+                        },
                         "429": {
                             "description": "ERROR event: rate limited.",
                             "content": {
@@ -187,6 +214,8 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         "400": _message("Invalid userId."),
+                        "401": UNAUTHORIZED,
+                        "403": FORBIDDEN,
                         "404": _message("No route: the userId contains a line break."),
                         "405": _message("Method not allowed."),
                         "503": UNAVAILABLE_503,
@@ -201,6 +230,8 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _message("Session disconnected successfully."),
                         "400": _message("User ID is required, or the body is malformed."),
+                        "401": UNAUTHORIZED,
+                        "403": FORBIDDEN,
                         "404": _message("No active session found to disconnect."),
                         "405": _message("Method not allowed."),
                         "413": _message("Body too large."),
@@ -225,6 +256,8 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _message("Matchmaking cancelled successfully."),
                         "400": _message("userId missing or invalid, or malformed body."),
+                        "401": UNAUTHORIZED,
+                        "403": FORBIDDEN,
                         "405": _message("Method not allowed."),
                         "413": _message("Body too large."),
                         "429": RATE_LIMITED,
@@ -347,23 +380,24 @@ SCHEMAS: dict[str, Any] = {
         "required": ["message"],
         "properties": {"message": {"type": "string"}, "code": {"type": "string"}},
     },
+    # userId is required in the body or the query string (a schema cannot say "one of
+    # the two"), so neither place marks it required.
     "UserRequest": {
         "type": "object",
-        "required": ["userId"],
         "properties": {"userId": USER_ID_SCHEMA},
     },
     "CancelRequest": {
         "type": "object",
-        "required": ["userId"],
         "properties": {
             "userId": USER_ID_SCHEMA,
             "interests": {
-                "type": "array",
                 # Limits apply after normalization (trimmed, upper-cased, empty and
                 # repeated ones dropped), which a schema cannot express.
                 "description": f"At most {MAX_INTERESTS} distinct non-empty interests of at "
-                f"most {MAX_INTEREST_LENGTH} characters once trimmed and upper-cased.",
-                "items": {"type": "string"},
+                f"most {MAX_INTEREST_LENGTH} characters once trimmed and upper-cased; a "
+                "comma-separated string is accepted too.",
+                "nullable": True,
+                "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}],
             },
         },
     },

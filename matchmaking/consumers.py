@@ -79,6 +79,7 @@ class MatchmakingStreamConsumer:
         self.token = uuid.uuid4().hex
         self.started = False
         self.channel = ""
+        self.listener: asyncio.Future | None = None  # the pending layer.receive()
 
     # -- ASGI plumbing -------------------------------------------------------------
 
@@ -195,7 +196,6 @@ class MatchmakingStreamConsumer:
         except (RedisError, OSError):
             await self.reject(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE)
             return
-        listener: asyncio.Future | None = None
         queued = False
         try:
             await layer.group_add(group, self.channel)
@@ -220,8 +220,8 @@ class MatchmakingStreamConsumer:
             log_event(logger, "enqueue", user=user_id, interests=interests, ms=elapsed_ms(started))
             await self.start(200)
             await self.write(sse_event(waiting_event(result)))
-            listener = asyncio.ensure_future(layer.receive(self.channel))
-            outcome = await self.wait(user_id, listener, started, request.fallback_after)
+            self.listener = asyncio.ensure_future(layer.receive(self.channel))
+            outcome = await self.wait(user_id, started, request.fallback_after)
             queued = outcome in GIVES_PLACE_BACK
             if queued:
                 await self.leave(user_id, outcome, started)
@@ -249,11 +249,13 @@ class MatchmakingStreamConsumer:
             if queued:  # the client vanished mid-write, or Redis failed mid-wait
                 with contextlib.suppress(Exception):
                     await self.leave(user_id, "disconnect", started)
-            if listener is not None:
-                listener.cancel()
+            if self.listener is not None:
+                self.listener.cancel()
             with contextlib.suppress(Exception):
                 await layer.group_discard(group, self.channel)
                 await layer.group_discard(notifications.BROADCAST_GROUP, self.channel)
+            with contextlib.suppress(Exception):
+                await notifications.release_channel(self.channel)
 
     async def on_matched_here(self, user_id: str, result: services.MatchResult, started: float):
         event = {
@@ -287,9 +289,7 @@ class MatchmakingStreamConsumer:
         removed = await services.leave_queues(user_id, self.token)
         log_event(logger, outcome, user=user_id, removed=removed, waitedMs=elapsed_ms(started))
 
-    async def wait(
-        self, user_id: str, listener: asyncio.Future, started: float, fallback_after: float | None
-    ) -> str:
+    async def wait(self, user_id: str, started: float, fallback_after: float | None) -> str:
         """Wait for a notification, a disconnect, a keepalive or the fallback time.
 
         Returns how the stream ended (see ``GIVES_PLACE_BACK``).
@@ -301,21 +301,21 @@ class MatchmakingStreamConsumer:
             while True:
                 deadline = min(next_keepalive, fallback_at or next_keepalive)
                 done, _ = await asyncio.wait(
-                    {listener, disconnect},
+                    {self.listener, disconnect},
                     timeout=max(0.0, deadline - time.monotonic()),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if disconnect in done:
                     return "disconnect"
-                if listener in done:
-                    message = listener.result()
+                if self.listener in done:
+                    message = self.listener.result()
+                    self.listener = asyncio.ensure_future(get_channel_layer().receive(self.channel))
                     if message.get("type") == notifications.LAYER_CONNECTION_LOST:
                         # Notifications may be lost from now on, and Redis may be down:
                         # check the place now instead of at the next keepalive.
                         outcome = await self.on_keepalive(user_id)
                     else:
                         outcome = await self.on_message(message)
-                    listener = asyncio.ensure_future(get_channel_layer().receive(self.channel))
                 elif fallback_at and time.monotonic() >= fallback_at:
                     fallback_at = None
                     outcome = await self.on_fallback_time(user_id, started)
@@ -325,7 +325,6 @@ class MatchmakingStreamConsumer:
                 else:
                     outcome = None
                 if outcome:
-                    listener.cancel()
                     return outcome
         finally:
             disconnect.cancel()
@@ -383,6 +382,13 @@ class MatchmakingStreamConsumer:
                 more=False,
             )
             return "matched"
+        # A cancel takes the place away just before it tells this stream: let its
+        # message arrive (it may have already) rather than report a loss the user did
+        # not suffer.
+        if self.listener is not None:
+            await asyncio.wait({self.listener}, timeout=NOTIFICATION_GRACE_SECONDS)
+            if self.listener.done():
+                return None  # wait() acts on the message next
         await self.write(sse_event(LOST_EVENT), more=False)
         return "lost"
 
@@ -421,6 +427,9 @@ def waiting_event(result: services.MatchResult) -> dict[str, Any]:
 def elapsed_ms(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 2)
 
+
+# How long a stream whose place vanished waits for the notification saying why.
+NOTIFICATION_GRACE_SECONDS = 1.0
 
 # Outcomes after which the stream may still hold a place in the queues.
 GIVES_PLACE_BACK = {"disconnect", "replaced", "maintenance"}

@@ -38,6 +38,18 @@ async def broadcast(message_type: str, **payload: Any) -> None:
     await get_channel_layer().group_send(BROADCAST_GROUP, {"type": message_type, **payload})
 
 
+async def release_channel(channel: str) -> None:
+    """Free a channel made by ``new_channel()``: its queue and its Redis subscription.
+
+    channels_redis frees one only when a ``receive()`` on it is cancelled, which a
+    stream that never waited (matched at once, refused) never does: without this, every
+    such stream left a subscription behind. Layers without the method need nothing.
+    """
+    release = getattr(get_channel_layer(), "release_channel", None)
+    if release is not None:
+        await release(channel)
+
+
 def subscriber_state() -> str:
     """State of this process's pub/sub connection: ``ready``, ``idle`` or ``down``.
 

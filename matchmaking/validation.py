@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 GLOBAL_CHAT = "GLOBAL_CHAT"
 MAX_USER_ID_LENGTH = 128
 MAX_INTERESTS = 10
@@ -38,18 +36,23 @@ def validate_user_id(raw: object) -> str:
     return raw
 
 
-def normalize_interests(raw: str | Iterable[object] | None) -> list[str]:
+def normalize_interests(raw: object) -> list[str]:
     """Trim, upper-case and de-duplicate interests, keeping their order.
 
-    ``raw`` is a comma-separated string (query parameter) or a list (JSON body).
+    ``raw`` is a comma-separated string (query parameter) or a list (JSON body);
+    anything else is refused, as input straight from a request may be anything.
     No interest at all means ``GLOBAL_CHAT``.
     """
     if raw is None:
         items: list[object] = []
     elif isinstance(raw, str):
         items = list(raw.split(","))
-    else:
+    elif isinstance(raw, list | tuple):
         items = list(raw)
+    else:  # a JSON number, object…: refused, not iterated (or crashed on)
+        raise InvalidInput(
+            "INVALID_INTEREST", "interests must be a list of strings or a comma-separated string."
+        )
 
     interests: list[str] = []
     for item in items:

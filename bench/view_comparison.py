@@ -1,0 +1,101 @@
+"""COMPARISON ONLY (not product code): ``GET /matchmaking`` as a Django async view.
+
+The same steps as ``matchmaking.consumers.MatchmakingStreamConsumer`` (join the user's
+group, replace an older stream, one matcher call, wait for the notification with
+keepalives, give the place back on the way out), written the ordinary Django way:
+an async view returning ``StreamingHttpResponse`` through the full middleware stack.
+``bench.stream saturation --app view`` measures it against the raw ASGI consumer.
+Validation errors and maintenance are left out: the benchmark never triggers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import uuid
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "animochat.settings")
+
+from django.core.asgi import get_asgi_application
+
+django_application = get_asgi_application()
+
+from channels.layers import get_channel_layer  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.http import StreamingHttpResponse  # noqa: E402
+from django.urls import include, path  # noqa: E402
+
+from matchmaking import notifications, services  # noqa: E402
+from matchmaking.validation import normalize_interests, validate_user_id  # noqa: E402
+
+
+def event(payload: dict) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+async def matchmaking_view(request):
+    user_id = validate_user_id(request.GET.get("userId"))
+    interests = normalize_interests(request.GET.get("interest", ""))
+    token = uuid.uuid4().hex
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = notifications.user_group(user_id)
+    await layer.group_add(group, channel)
+    await layer.group_add(notifications.BROADCAST_GROUP, channel)
+    await notifications.send_to_user(user_id, notifications.STREAM_REPLACED, token=token)
+    result = await services.enqueue_or_match(user_id, interests, token)
+
+    async def stream():
+        queued = result.state == services.WAITING_STATE
+        try:
+            if result.state == services.MATCHED_STATE:
+                shared = {
+                    "state": "MATCHED",
+                    "interest": result.interest,
+                    "chatId": result.chat_id,
+                    "chatServerUrl": result.chat_server_url,
+                }
+                await notifications.send_to_user(
+                    result.partner,
+                    notifications.MATCH_FOUND,
+                    token=result.partner_token,
+                    event={**shared, "matchedUserId": user_id},
+                )
+                yield event({**shared, "matchedUserId": result.partner})
+                return
+            yield event({"state": result.state})
+            while queued:
+                try:
+                    message = await asyncio.wait_for(
+                        layer.receive(channel), settings.KEEPALIVE_SECONDS
+                    )
+                except TimeoutError:
+                    await services.renew_lease(user_id, token)
+                    yield b": keepalive\n\n"
+                    continue
+                is_match = message.get("type") == notifications.MATCH_FOUND
+                if is_match and message.get("token") == token:
+                    queued = False
+                    yield event(message["event"])
+        finally:
+            if queued:
+                with contextlib.suppress(Exception):
+                    await services.leave_queues(user_id, token)
+            with contextlib.suppress(Exception):
+                await layer.group_discard(group, channel)
+                await layer.group_discard(notifications.BROADCAST_GROUP, channel)
+
+    response = StreamingHttpResponse(stream(), content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+urlpatterns = [
+    path("matchmaking", matchmaking_view),
+    path("", include(settings.ROOT_URLCONF)),
+]
+settings.ROOT_URLCONF = __name__
+application = django_application
