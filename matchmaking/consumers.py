@@ -200,13 +200,13 @@ class MatchmakingStreamConsumer:
         try:
             await layer.group_add(group, self.channel)
             await layer.group_add(notifications.BROADCAST_GROUP, self.channel)
-            # Close any older stream of this user before taking their place.
-            await notifications.send_to_user(
-                user_id, notifications.STREAM_REPLACED, token=self.token
-            )
             result = await services.enqueue_or_match(
                 user_id, interests, self.token, request.fallback_after
             )
+            if result.replaced_token:  # an older stream held the place: it must close
+                await notifications.send_to_user(
+                    user_id, notifications.STREAM_REPLACED, token=self.token
+                )
             if result.state == services.MATCHED_STATE:
                 await self.on_matched_here(user_id, result, started)
                 return

@@ -27,6 +27,7 @@ class MatchResult:
     fallback: bool = False
     waiting: int = 0  # others waiting in the user's queues (WAITING only)
     estimated_wait_seconds: int | None = None
+    replaced_token: str = ""  # an older stream of the user that must be told to close
 
 
 WAITING_STATE = "WAITING"
@@ -50,11 +51,15 @@ def _match_result(reply: list) -> MatchResult:
             int(waited_ms),
             partner_token,
             fallback == "1",
+            replaced_token=reply[8] if len(reply) > 8 else "",
         )
-    if state == WAITING_STATE and len(reply) == 3:
+    if state == WAITING_STATE and len(reply) >= 3:
         estimate = int(reply[2])
         return MatchResult(
-            state, waiting=int(reply[1]), estimated_wait_seconds=estimate if estimate >= 0 else None
+            state,
+            waiting=int(reply[1]),
+            estimated_wait_seconds=estimate if estimate >= 0 else None,
+            replaced_token=reply[3] if len(reply) > 3 else "",
         )
     return MatchResult(state)
 

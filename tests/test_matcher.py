@@ -170,3 +170,11 @@ async def test_popular_interests_top_n_and_window(aredis, settings):
     await join("late", "ANIME")
     assert await selectors.popular_interests(8) == [{"interest": "ANIME", "count": 1}]
     assert await aredis.zrange("popular:index", 0, -1) == ["ANIME"]
+
+
+async def test_the_older_stream_to_replace_is_reported(aredis):
+    assert (await join("a", "X")).replaced_token == ""
+    again = await services.enqueue_or_match("a", ["X"], "second-stream")
+    assert again.state == "WAITING" and again.replaced_token == "t-a"
+    matched = await services.enqueue_or_match("b", ["X"], "t-b")
+    assert matched.partner_token == "second-stream" and matched.replaced_token == ""

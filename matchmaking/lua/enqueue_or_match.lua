@@ -16,8 +16,10 @@
 -- Returns one of:
 --   {'MAINTENANCE'}
 --   {'NO_CHAT_SERVER'}                       nothing was changed
---   {'WAITING', others waiting in the user's queues, estimated wait (s) or -1}
---   the reply of create_match (lib.lua)
+--   {'WAITING', others waiting in the user's queues, estimated wait (s) or -1, previous}
+--   the reply of create_match (lib.lua), then previous
+-- where previous is the token of an older stream that held the user's place ('' if
+-- none): the caller tells that stream it was replaced.
 
 local maintenance = redis.call('GET', 'service:maintenance')
 if maintenance == '1' or (not maintenance and ARGV[7] == '1') then
@@ -45,6 +47,7 @@ end
 
 local now = now_us()
 local now_ms = math.floor(now / 1000)
+local previous = redis.call('GET', 'lease:' .. user) or ''
 
 end_user_session(user)
 leave_queues(user)
@@ -84,15 +87,19 @@ if partner then
       shared[#shared + 1] = interest
     end
   end
-  return create_match(user, partner, partner_since, shared, false, chat_id, servers, now,
-                      session_ttl, cooldown_ms)
+  local reply = create_match(user, partner, partner_since, shared, false, chat_id, servers,
+                             now, session_ttl, cooldown_ms)
+  reply[#reply + 1] = previous
+  return reply
 end
 
 if fallback_after == 0 then
   local anyone, since = oldest_eligible('queue:fallback', user, now_ms, cooldown_ms)
   if anyone then
-    return create_match(user, anyone, since, {}, true, chat_id, servers, now, session_ttl,
-                        cooldown_ms)
+    local reply = create_match(user, anyone, since, {}, true, chat_id, servers, now,
+                               session_ttl, cooldown_ms)
+    reply[#reply + 1] = previous
+    return reply
   end
 end
 
@@ -106,4 +113,6 @@ if fallback_after == 0 then
   redis.call('ZADD', 'queue:fallback', now, user)
 end
 redis.call('SET', 'lease:' .. user, token, 'PX', lease_ms)
-return queue_info(user, interests, window_ms, now_ms)
+local reply = queue_info(user, interests, window_ms, now_ms)
+reply[#reply + 1] = previous
+return reply
