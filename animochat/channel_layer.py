@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 from channels_redis import pubsub
@@ -76,6 +77,17 @@ class RedisPubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
         except BaseException:
             self.channels.pop(channel, None)  # the caller never learns the name
             raise
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        """A channel with a local queue only, not subscribed in Redis.
+
+        Streams are reached through their groups (the user's, the broadcast), never by
+        channel name, so a subscription of its own would only cost every stream two
+        more round trips (subscribe, unsubscribe) under the shard's lock.
+        """
+        channel = f"{self.prefix}{prefix}{uuid.uuid4().hex}"
+        self.channels[channel] = asyncio.Queue()
+        return channel
 
     async def release_channel(self, channel: str) -> None:
         """Forget a channel made by ``new_channel()``, whether or not it was received on."""
