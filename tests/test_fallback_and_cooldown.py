@@ -112,3 +112,25 @@ async def test_stream_rejects_bad_fallback_after(daphne):
         stream = await open_stream(daphne.url, params={"userId": "x", "fallbackAfter": bad})
         assert stream.status == 400
         assert (await stream.next_event())["code"] == "INVALID_FALLBACK_AFTER"
+
+
+async def test_stream_no_instant_rematch(daphne_factory):
+    server = daphne_factory(REMATCH_COOLDOWN="60")
+
+    async def connect(user: str):
+        stream = await open_stream(server.url, params={"userId": user, "interests": "REPEAT"})
+        return stream, await stream.next_event()
+
+    a, _ = await connect("ra")
+    b, matched = await connect("rb")
+    assert matched["matchedUserId"] == "ra"
+    await a.next_change()
+    a, first = await connect("ra")  # both look again at once
+    b, second = await connect("rb")
+    assert first["state"] == second["state"] == "WAITING"
+    assert second["waiting"] == 1  # ra waits in REPEAT, kept apart by the cooldown
+    c, third = await connect("rc")
+    assert third["matchedUserId"] == "ra"  # the oldest waiter not kept from rc
+    assert (await a.next_change())["matchedUserId"] == "rc"
+    for stream in (a, b, c):
+        await stream.close()
