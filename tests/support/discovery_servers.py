@@ -16,8 +16,7 @@ import requests
 from django.conf import settings
 
 from animochat.embedded_redis import free_port
-
-BASE_DIR = Path(__file__).resolve().parents[2]
+from tests.support.servers import BASE_DIR, stop_process
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
@@ -79,14 +78,7 @@ class ManagedProcess:
         """Signal the process and wait; returns its exit code."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout)
 
 
 class DiscoveryServerProcess(ManagedProcess):

@@ -17,6 +17,18 @@ from animochat.embedded_redis import free_port
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
+def stop_process(process: subprocess.Popen, sig: int, timeout: float) -> int:
+    """Signal ``process`` unless it has ended, wait (killing it past ``timeout``)."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class DaphneProcess:
     """``daphne animochat.asgi:application`` on a free port, logging to a file."""
 
@@ -64,13 +76,8 @@ class DaphneProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, sig, timeout)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
