@@ -49,7 +49,25 @@ USER_ID_QUERY = {
     "description": "Accepted instead of (or repeated beside) the body's userId.",
     "schema": USER_ID_SCHEMA,
 }
-MAINTENANCE_503 = _json("The service is in maintenance.", "Maintenance")
+
+
+def _maintenance_or_unavailable(description: str) -> dict[str, Any]:
+    """A 503 that is either the maintenance body or the Redis-unreachable message."""
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/Maintenance"},
+                        {"$ref": "#/components/schemas/Message"},
+                    ]
+                }
+            }
+        },
+    }
+
+
 UNAVAILABLE_503 = _message("Redis is unreachable; try again shortly.")
 RATE_LIMITED = _message("Too many requests from this client; see Retry-After.")
 # Only while AUTH_JWT_SECRET is set (see the description in "info").
@@ -296,19 +314,7 @@ def openapi_document() -> dict[str, Any]:
                         },
                         "400": _message("Invalid limit."),
                         "405": _message("Method not allowed."),
-                        "503": {
-                            "description": "Maintenance, or Redis unreachable.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "oneOf": [
-                                            {"$ref": "#/components/schemas/Maintenance"},
-                                            {"$ref": "#/components/schemas/Message"},
-                                        ]
-                                    }
-                                }
-                            },
-                        },
+                        "503": _maintenance_or_unavailable("Maintenance, or Redis unreachable."),
                     },
                 }
             },
@@ -328,19 +334,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json("Operational.", "Maintenance"),
                         "405": _message("Method not allowed."),
-                        "503": {
-                            "description": "In maintenance, or Redis unreachable.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "oneOf": [
-                                            {"$ref": "#/components/schemas/Maintenance"},
-                                            {"$ref": "#/components/schemas/Message"},
-                                        ]
-                                    }
-                                }
-                            },
-                        },
+                        "503": _maintenance_or_unavailable("In maintenance, or Redis unreachable."),
                     },
                 }
             },
