@@ -13,7 +13,7 @@ Run (about a minute; flushes Redis database 13 before each run)::
 
     .venv/bin/python -m bench.engine                      # 1 process, 64 callers, 3 runs
     .venv/bin/python -m bench.engine --processes 2        # the same 64 callers in 2 processes
-    .venv/bin/python -m bench.engine --autopipeline       # comparison: batched EVALSHA
+    .venv/bin/python -m bench.engine --unbatched          # comparison: one EVALSHA per call
 
 Each run first waits (up to 90 s) for the shared machine to be mostly idle, and
 records the CPU other users took meanwhile (``others_cpu_share``, in cores).
@@ -61,16 +61,23 @@ def interests_for(rng: random.Random) -> list[str]:
     return sorted(rng.sample(INTEREST_POOL, rng.randint(1, 3)))
 
 
-async def drive(worker: int, callers: int, calls: int, seed: int, autopipeline: bool) -> dict:
+class UnbatchedScripts:
+    """Comparison only: each script call as its own ``EVALSHA`` through redis-py."""
+
+    def evalsha(self, sha: str, *args):
+        from animochat.redis_client import get_redis
+
+        return get_redis().evalsha(sha, 0, *args)
+
+
+async def drive(worker: int, callers: int, calls: int, seed: int, unbatched: bool) -> dict:
     """``calls`` enqueue_or_match calls from ``callers`` tasks; returns counts and times."""
+    from animochat import redis_client
     from animochat.redis_client import close_redis, get_redis
-    from matchmaking import services, store
+    from matchmaking import services
 
-    if autopipeline:  # comparison only: batch the same calls (see bench/autopipeline.py)
-        from bench.autopipeline import AutoPipelinedScripts
-
-        batched = AutoPipelinedScripts(get_redis())
-        store.get_redis = lambda: batched
+    if unbatched:  # what the product did before animochat.redis_client.ScriptBatcher
+        redis_client.script_batcher = UnbatchedScripts
 
     rng = random.Random(seed)
     users = [(f"w{worker}-u{n}", interests_for(rng), uuid.uuid4().hex) for n in range(calls)]
@@ -105,13 +112,13 @@ async def drive(worker: int, callers: int, calls: int, seed: int, autopipeline: 
     }
 
 
-def worker_main(worker, callers, calls, seed, autopipeline, barrier, results) -> None:
+def worker_main(worker, callers, calls, seed, unbatched, barrier, results) -> None:
     os.environ.update(ENGINE_ENV)
     import django
 
     django.setup()
     barrier.wait(timeout=60)
-    results.put(asyncio.run(drive(worker, callers, calls, seed, autopipeline)))
+    results.put(asyncio.run(drive(worker, callers, calls, seed, unbatched)))
 
 
 def redis_cpu(client) -> float:
@@ -119,7 +126,7 @@ def redis_cpu(client) -> float:
     return info["used_cpu_sys"] + info["used_cpu_user"]
 
 
-def run_engine(processes: int, callers: int, calls: int, seed: int, autopipeline: bool) -> dict:
+def run_engine(processes: int, callers: int, calls: int, seed: int, unbatched: bool) -> dict:
     import redis
 
     client = redis.Redis.from_url(BENCH_REDIS_URL)
@@ -130,7 +137,7 @@ def run_engine(processes: int, callers: int, calls: int, seed: int, autopipeline
     workers = [
         ctx.Process(
             target=worker_main,
-            args=(i, per_worker[i], calls // processes, seed + i, autopipeline, barrier, results),
+            args=(i, per_worker[i], calls // processes, seed + i, unbatched, barrier, results),
         )
         for i in range(processes)
     ]
@@ -192,7 +199,7 @@ def trivial_evalsha_ceiling(clients: int) -> float:
 class ArgumentRecorder:
     """Stands in for the Redis client to capture the arguments the product sends."""
 
-    async def evalsha(self, sha: str, numkeys: int, *args):
+    async def evalsha(self, sha: str, *args):
         self.sha, self.args = sha, [str(a) for a in args]
         return ["WAITING", "0", "-1"]
 
@@ -208,15 +215,16 @@ def matcher_script_from_c_client(clients: int) -> float:
 
     os.environ.update(ENGINE_ENV)
     django.setup()
+    from animochat import redis_client
     from matchmaking import services, store
 
     recorder = ArgumentRecorder()
-    real_get_redis = store.get_redis
-    store.get_redis = lambda: recorder
+    real_batcher = redis_client.script_batcher
+    redis_client.script_batcher = lambda: recorder
     try:
         asyncio.run(services.enqueue_or_match("u:__rand_int__", ["TOPIC00"], "tok"))
     finally:
-        store.get_redis = real_get_redis
+        redis_client.script_batcher = real_batcher
     client = redis.Redis.from_url(BENCH_REDIS_URL)
     client.flushdb()
     client.script_load(store.ENQUEUE_OR_MATCH.source)
@@ -232,9 +240,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=60_000, help="calls per run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--autopipeline",
+        "--unbatched",
         action="store_true",
-        help="comparison: batch concurrent EVALSHA calls into pipelines (not product code)",
+        help="comparison: one EVALSHA per call instead of the product's batches",
     )
     options = parser.parse_args()
 
@@ -243,7 +251,7 @@ def main() -> None:
         quiet = wait_for_quiet()
         runs.append(
             run_engine(
-                options.processes, options.callers, options.calls, n * 100, options.autopipeline
+                options.processes, options.callers, options.calls, n * 100, options.unbatched
             )
         )
         runs[-1]["quiet"] = quiet
@@ -262,7 +270,7 @@ def main() -> None:
     summary = {
         "benchmark": "engine",
         "processes": options.processes,
-        "client": "autopipeline (comparison)" if options.autopipeline else "project client",
+        "client": "unbatched (comparison)" if options.unbatched else "project client",
         "callers": options.callers,
         "calls_per_run": options.calls,
         "engine_ops_per_s_median": round(engine),
@@ -277,7 +285,7 @@ def main() -> None:
         "redis_benchmark_options": f"-c {options.callers} -P 1 (EVALSHA <sha of 'return 1'> 0)",
         "conditions": machine_conditions(),
     }
-    name = f"engine-{options.processes}p" + ("-autopipeline" if options.autopipeline else "")
+    name = f"engine-{options.processes}p" + ("-unbatched" if options.unbatched else "")
     path = save_results(name, summary)
     print_json_summary(
         summary,

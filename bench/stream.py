@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import os
 import subprocess
 import sys
 import time
@@ -85,7 +84,7 @@ class BenchDaphne(DaphneProcess):
         # Same as DaphneProcess.start with another application path.
         log = self.log_path.open("ab")
         command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        command += ["--access-log", os.devnull, self.app]
+        command += ["-v", "0", self.app]
         self.process = subprocess.Popen(
             command, cwd=Path(__file__).resolve().parents[1], env=self.env, stdout=log,
             stderr=subprocess.STDOUT,

@@ -51,7 +51,6 @@ async def enqueue_or_match(
     fallback_servers: tuple[str, ...],
 ) -> list:
     return await ENQUEUE_OR_MATCH(
-        get_redis(),
         user_id,
         token,
         lease_ms,
@@ -77,7 +76,6 @@ async def enter_fallback(
     fallback_servers: tuple[str, ...],
 ) -> list:
     return await ENTER_FALLBACK(
-        get_redis(),
         user_id,
         token,
         chat_id,
@@ -89,16 +87,16 @@ async def enter_fallback(
 
 
 async def renew_lease(user_id: str, token: str, lease_ms: int, window_ms: int) -> list:
-    return await RENEW_LEASE(get_redis(), user_id, token, lease_ms, window_ms)
+    return await RENEW_LEASE(user_id, token, lease_ms, window_ms)
 
 
 async def leave_queues(user_id: str, token: str) -> bool:
-    return bool(await LEAVE_QUEUES(get_redis(), user_id, token))
+    return bool(await LEAVE_QUEUES(user_id, token))
 
 
 async def sweep_lapsed_waiters(cursor: int, count: int) -> tuple[int, int]:
     """One batch of the sweep; see ``lua/sweep_lapsed_waiters.lua``."""
-    next_cursor, removed = await SWEEP_LAPSED_WAITERS(get_redis(), cursor, count)
+    next_cursor, removed = await SWEEP_LAPSED_WAITERS(cursor, count)
     return int(next_cursor), int(removed)
 
 
@@ -130,7 +128,7 @@ async def set_maintenance_flag(on: bool) -> None:
 
 
 async def popular_interests(window_ms: int, limit: int) -> list[tuple[str, int]]:
-    flat = await POPULAR_INTERESTS(get_redis(), window_ms, limit)
+    flat = await POPULAR_INTERESTS(window_ms, limit)
     return [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 

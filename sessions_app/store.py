@@ -30,7 +30,7 @@ async def get_user_session(user_id: str) -> dict[str, Any] | None:
 
 
 async def end_user_session(user_id: str) -> dict[str, Any] | None:
-    raw = await END_SESSION(get_redis(), user_id)
+    raw = await END_SESSION(user_id)
     return json.loads(raw) if raw else None
 
 

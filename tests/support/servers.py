@@ -50,8 +50,9 @@ class DaphneProcess:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
-                "--access-log",
-                os.devnull,
+                # As animochat/launcher.py serves it: no access log.
+                "-v",
+                "0",
                 "animochat.asgi:application",
             ],
             cwd=BASE_DIR,

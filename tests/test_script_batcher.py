@@ -1,0 +1,107 @@
+"""Lua scripts through the per-loop ScriptBatcher, against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from animochat.redis_client import LuaScript, close_redis, get_redis, script_batcher
+
+ECHO_SOURCE = """
+-- ARGV[1] a value, returned; 'fail' raises a script error instead.
+if ARGV[1] == 'fail' then
+  return redis.error_reply('asked to fail')
+end
+redis.call('RPUSH', 'echo:order', ARGV[1])
+return ARGV[1]
+"""
+
+
+@pytest.fixture
+def echo(tmp_path) -> LuaScript:
+    path = tmp_path / "echo.lua"
+    path.write_text(ECHO_SOURCE)
+    return LuaScript(path)
+
+
+@pytest.fixture
+async def checkouts(aredis, monkeypatch) -> list[int]:
+    """Counts the connections the batcher takes from the pool (one per batch)."""
+    pool = script_batcher().pool
+    taken: list[int] = []
+    real = pool.get_connection
+
+    async def counting_get_connection(*args, **kwargs):
+        taken.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "get_connection", counting_get_connection)
+    return taken
+
+
+async def test_calls_of_one_turn_share_batches_and_each_gets_its_reply(echo, checkouts, aredis):
+    values = [f"v{n}" for n in range(40)]
+    assert await asyncio.gather(*(echo(v) for v in values)) == values
+    batch = script_batcher().max_batch
+    assert len(checkouts) == -(-40 // batch)  # 40 calls, not 40 round trips
+    # Each script ran once (batches go on separate connections, in any order).
+    ran = await aredis.lrange("echo:order", 0, -1)
+    assert sorted(ran) == sorted(values)
+
+
+async def test_a_script_error_reaches_only_its_own_caller(echo, aredis):
+    results = await asyncio.gather(echo("a"), echo("fail"), echo("b"), return_exceptions=True)
+    assert results[0] == "a" and results[2] == "b"
+    assert isinstance(results[1], ResponseError) and "asked to fail" in str(results[1])
+
+
+async def test_scripts_flushed_from_redis_are_loaded_again(echo, aredis):
+    assert await echo("first") == "first"
+    await aredis.script_flush()
+    assert await asyncio.gather(echo("x"), echo("y")) == ["x", "y"]
+
+
+async def test_a_cancelled_caller_leaves_the_others_and_the_connection_intact(echo, aredis):
+    doomed = asyncio.ensure_future(echo("doomed"))
+    others = [asyncio.ensure_future(echo(v)) for v in ("a", "b")]
+    await asyncio.sleep(0)  # the calls are queued for this turn's batch
+    doomed.cancel()
+    assert await asyncio.gather(*others) == ["a", "b"]
+    assert await echo("after") == "after"
+    # The script of the cancelled call had been sent with its batch, and ran.
+    assert "doomed" in await aredis.lrange("echo:order", 0, -1)
+
+
+async def test_connections_closed_by_the_server_are_replaced(echo, aredis, clean_redis):
+    assert await asyncio.gather(*(echo(str(n)) for n in range(20))) == [str(n) for n in range(20)]
+    clean_redis.client_kill_filter(_type="normal", skipme=True)
+    assert await asyncio.gather(*(echo(str(n)) for n in range(20))) == [str(n) for n in range(20)]
+
+
+async def test_unreachable_redis_fails_every_call_with_a_redis_error(echo, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    try:
+        results = await asyncio.gather(echo("a"), echo("b"), return_exceptions=True)
+    finally:
+        await close_redis()
+    assert all(isinstance(r, RedisConnectionError) for r in results), results
+
+
+def test_scripts_called_from_sync_code_share_the_source(echo, clean_redis):
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    assert echo.call_sync(client, "sync") == "sync"
+    client.close()
+
+
+async def test_close_waits_for_calls_in_flight(echo):
+    calls = [asyncio.ensure_future(echo(str(n))) for n in range(5)]
+    await asyncio.sleep(0)
+    await close_redis()
+    assert [c.result() for c in calls] == [str(n) for n in range(5)]
+    assert get_redis() is not None  # a new client for this loop, closed by the fixture
+    await close_redis()
