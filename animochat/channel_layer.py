@@ -30,7 +30,7 @@ from channels_redis.utils import _wrap_close
 from redis.exceptions import RedisError
 
 from animochat.logging import log_event
-from animochat.redis_client import CONNECTION_OPTIONS
+from animochat.redis_client import CONNECTION_OPTIONS, command_batcher
 
 logger = logging.getLogger("animochat.channel_layer")
 
@@ -38,6 +38,7 @@ logger = logging.getLogger("animochat.channel_layer")
 # process from then until the reconnect are lost.
 CONNECTION_LOST = "layer.connection_lost"
 RECONNECT_INTERVAL = 0.5
+SUBSCRIBE, UNSUBSCRIBE = "subscribe", "unsubscribe"
 
 # channels_redis exchanges msgpack bytes, so replies must not be decoded.
 POOL_OPTIONS: dict[str, Any] = {**CONNECTION_OPTIONS, "decode_responses": False}
@@ -101,25 +102,85 @@ class RedisPubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
 
 
 class RedisSingleShardConnection(pubsub.RedisSingleShardConnection):
+    """The shard's subscriber connection, sending (un)subscriptions in batches.
+
+    Every stream subscribes its user's group and unsubscribes it at the end: two
+    commands per stream on the one subscriber connection. The changes asked for in one
+    event-loop turn are sent together, in order (one ``SUBSCRIBE`` or ``UNSUBSCRIBE``
+    per run of the same kind), and each caller returns once its change is written, so
+    a stream is still subscribed before it can be queued.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._changes: list[tuple[str, str, asyncio.Future]] = []
+        self._sender: asyncio.Task | None = None
+
     async def publish(self, channel: str, message: bytes) -> None:
-        # Publishing goes through the pooled command client, not the subscriber
-        # connection, so it needs none of the lock that orders (un)subscribes: queued
-        # behind them it cost a quarter of a stream's CPU (bench/lockfree_layer.py).
-        self._ensure_redis()
-        await self._redis.publish(channel, message)
+        # Publishing needs none of the lock that orders (un)subscribes: queued behind
+        # them it cost a quarter of a stream's CPU (bench/lockfree_layer.py). It goes
+        # with the matcher calls of the same turn, on the project's command connections.
+        await command_batcher().execute("PUBLISH", channel, message)
+
+    async def subscribe(self, channel: str) -> None:
+        if channel not in self._subscribed_to:
+            # Marked at once, so that an unsubscribe asked for next is sent after it.
+            self._subscribed_to.add(channel)
+            await self._change(SUBSCRIBE, channel)
 
     async def unsubscribe(self, channel: str) -> None:
-        async with self._lock:
-            if channel not in self._subscribed_to:
-                return
+        if channel in self._subscribed_to:
             self._subscribed_to.discard(channel)
-            try:
-                await self._pubsub.unsubscribe(channel)
-            except (RedisError, OSError):
-                # Unreachable: drop it locally, or the reconnect would subscribe it again.
-                for name in self._pubsub._normalize_keys({channel: None}):
-                    self._pubsub.channels.pop(name, None)
-                    self._pubsub.pending_unsubscribe_channels.discard(name)
+            await self._change(UNSUBSCRIBE, channel)
+
+    def _change(self, kind: str, channel: str) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._changes.append((kind, channel, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_changes())
+        return future
+
+    async def _send_changes(self) -> None:
+        async with self._lock:
+            while self._changes:
+                kind, run = self._changes[0][0], []
+                while self._changes and self._changes[0][0] == kind:
+                    run.append(self._changes.pop(0))
+                channels = [channel for _, channel, _ in run]
+                error: BaseException | None = None
+                try:
+                    if kind == SUBSCRIBE:
+                        await self._send_subscribe(channels)
+                    else:
+                        await self._send_unsubscribe(channels)
+                except Exception as failure:
+                    error = failure
+                for _, _, future in run:
+                    if not future.done():
+                        if error is None:
+                            future.set_result(None)
+                        else:
+                            future.set_exception(error)
+
+    async def _send_subscribe(self, channels: list[str]) -> None:
+        self._ensure_redis()
+        self._ensure_receiver()
+        try:
+            await self._pubsub.subscribe(*channels)
+        except BaseException:
+            # Not subscribed; unless asked again since, forget them.
+            asked_again = {c for kind, c, _ in self._changes if kind == SUBSCRIBE}
+            self._subscribed_to.difference_update(set(channels) - asked_again)
+            raise
+
+    async def _send_unsubscribe(self, channels: list[str]) -> None:
+        try:
+            await self._pubsub.unsubscribe(*channels)
+        except (RedisError, OSError):
+            # Unreachable: drop them locally, or the reconnect would subscribe them again.
+            for name in self._pubsub._normalize_keys(dict.fromkeys(channels)):
+                self._pubsub.channels.pop(name, None)
+                self._pubsub.pending_unsubscribe_channels.discard(name)
 
     async def _do_receiving(self) -> None:
         connected = True

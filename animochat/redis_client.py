@@ -3,7 +3,8 @@
 Request paths use redis-py's asyncio client (hiredis parses replies). One client is
 kept per event loop: Daphne runs a single loop, while tests and management commands
 may create several, and a connection pool must never be shared across loops. Lua
-scripts go through a :class:`ScriptBatcher` on that client's pool. Synchronous code
+scripts and channel-layer publishes go through a :class:`CommandBatcher` on that
+client's pool. Synchronous code
 (management commands, the discovery heartbeat) uses a plain redis-py client;
 django-redis serves Django's cache (admin sessions).
 """
@@ -46,7 +47,7 @@ CONNECTION_OPTIONS: dict[str, Any] = {
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
 )
-_script_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ScriptBatcher] = (
+_command_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CommandBatcher] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -75,20 +76,20 @@ def get_redis() -> aioredis.Redis:
     return client
 
 
-def script_batcher() -> ScriptBatcher:
+def command_batcher() -> CommandBatcher:
     """The script batcher for the running event loop (on :func:`get_redis`'s pool)."""
     loop = asyncio.get_running_loop()
-    batcher = _script_batchers.get(loop)
+    batcher = _command_batchers.get(loop)
     if batcher is None:
-        batcher = ScriptBatcher(get_redis().connection_pool)
-        _script_batchers[loop] = batcher
+        batcher = CommandBatcher(get_redis().connection_pool)
+        _command_batchers[loop] = batcher
     return batcher
 
 
 async def close_redis() -> None:
     """Close the running loop's client (end of a command or a test)."""
     loop = asyncio.get_running_loop()
-    batcher = _script_batchers.pop(loop, None)
+    batcher = _command_batchers.pop(loop, None)
     if batcher is not None:
         await batcher.drain()
     client = _async_clients.pop(loop, None)
@@ -102,8 +103,8 @@ def get_sync_redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, **CONNECTION_OPTIONS)
 
 
-class ScriptBatcher:
-    """Sends the script calls made in one turn of the event loop to Redis together.
+class CommandBatcher:
+    """Sends the script calls (and publishes) made in one event-loop turn together.
 
     Under load many streams call the matcher in the same turn. redis-py spends more
     CPU on each command (pool checkout with a connection health check, timeouts, one
@@ -131,9 +132,13 @@ class ScriptBatcher:
 
     def evalsha(self, sha: str, *args: Any) -> asyncio.Future:
         """``EVALSHA sha 0 *args``; the reply, or a ``RedisError``, arrives in the future."""
+        return self.execute("EVALSHA", sha, 0, *args)
+
+    def execute(self, *command: Any) -> asyncio.Future:
+        """Any command whose reply needs no parsing (a script, ``PUBLISH``)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.pending.append((("EVALSHA", sha, 0, *args), future))
+        self.pending.append((command, future))
         if not self.flush_scheduled:
             self.flush_scheduled = True
             loop.call_soon(self.flush)
@@ -215,12 +220,12 @@ class LuaScript:
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     async def __call__(self, *args: Any) -> Any:
-        """Run the script on the running loop's connections (see :class:`ScriptBatcher`)."""
+        """Run the script on the running loop's connections (see :class:`CommandBatcher`)."""
         try:
-            return await script_batcher().evalsha(self.sha, *args)
+            return await command_batcher().evalsha(self.sha, *args)
         except NoScriptError:
             await get_redis().script_load(self.source)
-            return await script_batcher().evalsha(self.sha, *args)
+            return await command_batcher().evalsha(self.sha, *args)
 
     def call_sync(self, client: redis.Redis, *args: Any) -> Any:
         try:

@@ -76,8 +76,8 @@ async def drive(worker: int, callers: int, calls: int, seed: int, unbatched: boo
     from animochat.redis_client import close_redis, get_redis
     from matchmaking import services
 
-    if unbatched:  # what the product did before animochat.redis_client.ScriptBatcher
-        redis_client.script_batcher = UnbatchedScripts
+    if unbatched:  # what the product did before animochat.redis_client.CommandBatcher
+        redis_client.command_batcher = UnbatchedScripts
 
     rng = random.Random(seed)
     users = [(f"w{worker}-u{n}", interests_for(rng), uuid.uuid4().hex) for n in range(calls)]
@@ -219,12 +219,12 @@ def matcher_script_from_c_client(clients: int) -> float:
     from matchmaking import services, store
 
     recorder = ArgumentRecorder()
-    real_batcher = redis_client.script_batcher
-    redis_client.script_batcher = lambda: recorder
+    real_batcher = redis_client.command_batcher
+    redis_client.command_batcher = lambda: recorder
     try:
         asyncio.run(services.enqueue_or_match("u:__rand_int__", ["TOPIC00"], "tok"))
     finally:
-        redis_client.script_batcher = real_batcher
+        redis_client.command_batcher = real_batcher
     client = redis.Redis.from_url(BENCH_REDIS_URL)
     client.flushdb()
     client.script_load(store.ENQUEUE_OR_MATCH.source)

@@ -1,4 +1,4 @@
-"""Lua scripts through the per-loop ScriptBatcher, against a real Redis."""
+"""Lua scripts through the per-loop CommandBatcher, against a real Redis."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from animochat.redis_client import LuaScript, close_redis, get_redis, script_batcher
+from animochat.redis_client import LuaScript, close_redis, command_batcher, get_redis
 
 ECHO_SOURCE = """
 -- ARGV[1] a value, returned; 'fail' raises a script error instead.
@@ -32,7 +32,7 @@ def echo(tmp_path) -> LuaScript:
 @pytest.fixture
 async def checkouts(aredis, monkeypatch) -> list[int]:
     """Counts the connections the batcher takes from the pool (one per batch)."""
-    pool = script_batcher().pool
+    pool = command_batcher().pool
     taken: list[int] = []
     real = pool.get_connection
 
@@ -47,7 +47,7 @@ async def checkouts(aredis, monkeypatch) -> list[int]:
 async def test_calls_of_one_turn_share_batches_and_each_gets_its_reply(echo, checkouts, aredis):
     values = [f"v{n}" for n in range(40)]
     assert await asyncio.gather(*(echo(v) for v in values)) == values
-    batch = script_batcher().max_batch
+    batch = command_batcher().max_batch
     assert len(checkouts) == -(-40 // batch)  # 40 calls, not 40 round trips
     # Each script ran once (batches go on separate connections, in any order).
     ran = await aredis.lrange("echo:order", 0, -1)
