@@ -118,7 +118,7 @@ class RedisSingleShardConnection(pubsub.RedisSingleShardConnection):
 
     async def publish(self, channel: str, message: bytes) -> None:
         # Publishing needs none of the lock that orders (un)subscribes: queued behind
-        # them it cost a quarter of a stream's CPU (bench/lockfree_layer.py). It goes
+        # them it cost a quarter of a stream's CPU (bench.stream --layer upstream). It goes
         # with the matcher calls of the same turn, on the project's command connections.
         await command_batcher().execute("PUBLISH", channel, message)
 

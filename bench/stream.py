@@ -12,6 +12,7 @@ the processes it started; results go to ``bench/results/stream-<command>-<time>.
 Comparisons (bench-only code, not the product) for the README's design choice::
 
     .venv/bin/python -m bench.stream saturation --layer core   # channels_redis core layer
+    .venv/bin/python -m bench.stream saturation --layer upstream  # its pub/sub layer as is
     .venv/bin/python -m bench.stream capacity --layer core --streams 2000
     .venv/bin/python -m bench.stream saturation --app view     # Django StreamingHttpResponse
 
@@ -52,13 +53,11 @@ APPS = {
     "consumer": "animochat.asgi:application",
     # Comparison only: the same steps in a Django async view (bench/view_comparison.py).
     "view": "bench.view_comparison:application",
-    # Diagnostic: the product with its channel-layer calls timed (bench/layer_timing.py).
-    "timing": "bench.layer_timing:application",
 }
 LAYERS = {
     "pubsub": "animochat.settings",  # the product's RedisPubSubChannelLayer
     "core": "bench.settings_core_layer",  # comparison: channels_redis core layer
-    "lockfree": "bench.settings_lockfree_layer",  # comparison: proposed fix
+    "upstream": "bench.settings_upstream_pubsub_layer",  # comparison: the class it extends
 }
 SERVER_ENV = {
     "SECRET_KEY": "bench",
