@@ -105,3 +105,29 @@ async def test_close_waits_for_calls_in_flight(echo):
     assert [c.result() for c in calls] == [str(n) for n in range(5)]
     assert get_redis() is not None  # a new client for this loop, closed by the fixture
     await close_redis()
+
+
+async def test_a_batch_that_may_have_run_is_never_sent_again(echo, aredis, monkeypatch):
+    """The connection fails after the batch was written: the callers get the error,
+    and each script ran once (sent again, it could match a user twice)."""
+    assert await echo("warm") == "warm"  # loaded, and a pooled connection is idle
+    pool = command_batcher().pool
+    connection = await pool.get_connection()
+    await pool.release(connection)
+    connection_class = type(connection)
+    real_read = connection_class.read_response
+    lost: list[object] = []
+
+    async def read_losing_one_reply(self, *args, **kwargs):
+        reply = await real_read(self, *args, **kwargs)
+        if not lost:  # the script ran, but its reply never arrives
+            lost.append(reply)
+            raise RedisConnectionError("connection lost while reading")
+        return reply
+
+    monkeypatch.setattr(connection_class, "read_response", read_losing_one_reply)
+    results = await asyncio.gather(echo("once"), return_exceptions=True)
+    monkeypatch.undo()
+    assert lost == ["once"] and isinstance(results[0], RedisConnectionError)
+    assert (await aredis.lrange("echo:order", 0, -1)).count("once") == 1
+    assert await echo("again") == "again"  # the next batch gets a sound connection
