@@ -1,4 +1,4 @@
-"""The Channels layer: channels_redis' pub/sub layer, made quiet and outage-aware.
+"""The Channels layer: channels_redis' pub/sub layer, made quiet, outage-aware and cheaper.
 
 ``channels_redis.pubsub.RedisPubSubChannelLayer`` already re-subscribes by itself when
 Redis comes back (redis-py replays the subscriptions on reconnect), but while Redis is
@@ -15,7 +15,13 @@ subscribed again (and kept forever) on reconnect. This subclass:
 * forgets channels dropped while Redis was unreachable instead of leaking them, and
   can release a channel that was never received on (:meth:`release_channel`);
 * connects with the project's short timeouts, so a hung Redis fails a publish in
-  seconds rather than never.
+  seconds rather than never;
+* sends the (un)subscriptions of one event-loop turn as one command, and publishes
+  through the project's command batches instead of behind the shard's lock: +74 %
+  pairs per second over the class it extends (``bench.stream --layer upstream``).
+
+It serves one Redis, the project's (``REDIS_URL``): publishes go through
+:func:`animochat.redis_client.command_batcher`.
 """
 
 from __future__ import annotations
