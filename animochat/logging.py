@@ -28,3 +28,14 @@ def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **f
     """Log one structured event, e.g. ``log_event(log, "match", user="a", partner="b")``."""
     if logger.isEnabledFor(level):
         logger.log(level, event, extra={"fields": fields})
+
+
+class WithoutTraceback(logging.Filter):
+    """Drops the traceback of expected refusals (Django's ``DisallowedHost``, for one):
+    the message says what happened, and a stack of Django internals per bad request
+    buries the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True

@@ -87,5 +87,8 @@ class ApiErrorMiddleware(MiddlewareMixin):
         if isinstance(exception, RedisError | ConnectionError | TimeoutError):
             log_event(logger, "redis_unavailable", logging.WARNING, path=request.path)
             record_redis_error()
-            return json_message(SERVICE_UNAVAILABLE_MESSAGE, 503)
+            response = json_message(SERVICE_UNAVAILABLE_MESSAGE, 503)
+            # Logged just above: Django's "Service Unavailable" line would say it twice.
+            response._has_been_logged = True
+            return response
         return None

@@ -152,10 +152,22 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "animochat.logging.JsonFormatter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "filters": {"without_traceback": {"()": "animochat.logging.WithoutTraceback"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json"},
+        "stderr_one_line": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["without_traceback"],
+        },
+    },
     "root": {"handlers": ["stderr"], "level": "WARNING"},
     "loggers": {
-        name: {"handlers": ["stderr"], "level": CONFIG.log_level, "propagate": False}
-        for name in ("animochat", "matchmaking", "sessions_app", "discovery", "django.request")
+        **{
+            name: {"handlers": ["stderr"], "level": CONFIG.log_level, "propagate": False}
+            for name in ("animochat", "matchmaking", "sessions_app", "discovery", "django.request")
+        },
+        # Refused requests (a Host header not in ALLOWED_HOSTS): one line each.
+        "django.security": {"handlers": ["stderr_one_line"], "propagate": False},
     },
 }

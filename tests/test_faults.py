@@ -153,6 +153,15 @@ async def test_redis_stopped_every_endpoint_answers_and_service_recovers(
 
     for server in (first, second):
         assert "Traceback" not in server.log()
+        # A refused call is one line: the service's, or Django's where the service does
+        # not log (/status answers 503 itself), never both.
+        events = log_events(server)
+        ours = {e["path"] for e in events if e["event"] == "redis_unavailable" and "path" in e}
+        djangos = {
+            e["event"].split(": ", 1)[1] for e in events
+            if e["logger"] == "django.request" and e["event"].startswith("Service Unavailable")
+        }  # fmt: skip
+        assert ours and not ours & djangos, (ours, djangos)
     # One line when the pub/sub connection drops and one when it is back, not one a second.
     events = [e["event"] for e in log_events(first) if e["logger"] == "animochat.channel_layer"]
     assert events == ["pubsub_down", "pubsub_restored"]

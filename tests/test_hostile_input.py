@@ -407,3 +407,15 @@ def test_printable_ascii_is_fine_in_every_position(daphne):
     assert response.status_code == 200
     response = requests.post(daphne.url + "/session/disconnect", json={"userId": user_id})
     assert response.status_code == 404
+
+
+def test_a_host_not_allowed_is_refused_and_logged_in_one_line(daphne):
+    response = requests.get(
+        daphne.url + "/status", headers={"Host": "evil-host.example"}, timeout=10
+    )
+    assert response.status_code == 400
+    lines = [line for line in daphne.log().splitlines() if "evil-host.example" in line]
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["logger"] == "django.security.DisallowedHost" and "exc" not in entry
+    assert "Traceback" not in daphne.log()
