@@ -4,9 +4,8 @@ Request paths use redis-py's asyncio client (hiredis parses replies). One client
 kept per event loop: Daphne runs a single loop, while tests and management commands
 may create several, and a connection pool must never be shared across loops. Lua
 scripts and channel-layer publishes go through a :class:`CommandBatcher` on that
-client's pool. Synchronous code
-(management commands, the discovery heartbeat) uses a plain redis-py client;
-django-redis serves Django's cache (admin sessions).
+client's pool. Synchronous code (management commands, the discovery heartbeat) uses a
+plain redis-py client; django-redis serves Django's cache (admin sessions).
 """
 
 from __future__ import annotations
@@ -77,7 +76,7 @@ def get_redis() -> aioredis.Redis:
 
 
 def command_batcher() -> CommandBatcher:
-    """The script batcher for the running event loop (on :func:`get_redis`'s pool)."""
+    """The command batcher for the running event loop (on :func:`get_redis`'s pool)."""
     loop = asyncio.get_running_loop()
     batcher = _command_batchers.get(loop)
     if batcher is None:
@@ -109,13 +108,12 @@ class CommandBatcher:
     Under load many streams call the matcher in the same turn. redis-py spends more
     CPU on each command (pool checkout with a connection health check, timeouts, one
     write and one read) than Redis spends running the matcher, so this collects the
-    turn's calls and writes them as one batch on one connection: the client's cost is
-    paid per batch (``bench/engine.py`` against ``--unbatched``: over twice the calls
-    per second, with Redis rather than the client now the limit).
-    Each script still runs atomically. Calls of one turn are concurrent, as they would
-    be on separate connections: batches of up to ``max_batch`` go on separate pooled
-    connections, so Redis works on one while the client reads another, and they may
-    run in any order.
+    turn's calls into batches of up to ``max_batch``, each written at once on one
+    pooled connection: the client's cost is paid per batch (``bench/engine.py`` against
+    ``--unbatched``: 10,082 → 17,017 calls/s, Redis rather than the client now the
+    limit). Batches go on separate connections, so Redis works on one while the client
+    reads another. Each script still runs atomically; calls of one turn are concurrent,
+    as on separate connections, and may run in any order.
 
     A batch is never sent twice once any of it may have reached Redis (a script may
     have run): only a failure to write to a pooled connection, such as one the server

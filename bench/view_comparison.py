@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import uuid
 
@@ -28,11 +27,8 @@ from django.http import StreamingHttpResponse  # noqa: E402
 from django.urls import include, path  # noqa: E402
 
 from matchmaking import notifications, services  # noqa: E402
+from matchmaking.consumers import matched_event, sse_event  # noqa: E402
 from matchmaking.validation import normalize_interests, validate_user_id  # noqa: E402
-
-
-def event(payload: dict) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
 async def matchmaking_view(request):
@@ -51,21 +47,16 @@ async def matchmaking_view(request):
         queued = result.state == services.WAITING_STATE
         try:
             if result.state == services.MATCHED_STATE:
-                shared = {
-                    "state": "MATCHED",
-                    "interest": result.interest,
-                    "chatId": result.chat_id,
-                    "chatServerUrl": result.chat_server_url,
-                }
+                shared = matched_event(result)
                 await notifications.send_to_user(
                     result.partner,
                     notifications.MATCH_FOUND,
                     token=result.partner_token,
                     event={**shared, "matchedUserId": user_id},
                 )
-                yield event({**shared, "matchedUserId": result.partner})
+                yield sse_event({**shared, "matchedUserId": result.partner})
                 return
-            yield event({"state": result.state})
+            yield sse_event({"state": result.state})
             while queued:
                 try:
                     message = await asyncio.wait_for(
@@ -78,7 +69,7 @@ async def matchmaking_view(request):
                 is_match = message.get("type") == notifications.MATCH_FOUND
                 if is_match and message.get("token") == token:
                     queued = False
-                    yield event(message["event"])
+                    yield sse_event(message["event"])
         finally:
             if queued:
                 with contextlib.suppress(Exception):

@@ -258,13 +258,7 @@ class MatchmakingStreamConsumer:
                 await notifications.release_channel(self.channel)
 
     async def on_matched_here(self, user_id: str, result: services.MatchResult, started: float):
-        event = {
-            "state": "MATCHED",
-            "interest": result.interest,
-            "chatId": result.chat_id,
-            "chatServerUrl": result.chat_server_url,
-            **({"fallback": True} if result.fallback else {}),
-        }
+        event = matched_event(result)
         await notifications.send_to_user(
             result.partner,
             notifications.MATCH_FOUND,
@@ -421,6 +415,17 @@ def waiting_event(result: services.MatchResult) -> dict[str, Any]:
         "state": "WAITING",
         "waiting": result.waiting,
         "estimatedWaitSeconds": result.estimated_wait_seconds,
+    }
+
+
+def matched_event(result: services.MatchResult) -> dict[str, Any]:
+    """The ``MATCHED`` event both sides get, but for ``matchedUserId`` (each other)."""
+    return {
+        "state": "MATCHED",
+        "interest": result.interest,
+        "chatId": result.chat_id,
+        "chatServerUrl": result.chat_server_url,
+        **({"fallback": True} if result.fallback else {}),
     }
 
 
