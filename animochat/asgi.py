@@ -1,6 +1,8 @@
 """ASGI entry point: ``daphne animochat.asgi:application``.
 
-``/matchmaking`` goes to the raw SSE consumer; everything else to Django.
+``/matchmaking`` goes to the raw SSE consumer; everything else to Django. Around both,
+:class:`~animochat.clientaddr.TrustedClientMiddleware` decides the client's address and
+scheme once (``TRUSTED_PROXY_HOPS``), so no Daphne flag is needed for it.
 """
 
 import os
@@ -15,11 +17,13 @@ django_application = get_asgi_application()
 twisted_limits.install()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from animochat.clientaddr import TrustedClientMiddleware  # noqa: E402
 from matchmaking.consumers import MatchmakingStreamConsumer  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": URLRouter(
             [
@@ -29,3 +33,4 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+application = TrustedClientMiddleware(router, settings.TRUSTED_PROXY_HOPS)

@@ -49,6 +49,7 @@ class Config:
     heartbeat_interval: float
     rematch_cooldown: int
     rate_limit_per_minute: int
+    trusted_proxy_hops: int
     auth_jwt_secret: str
     log_level: str
 
@@ -226,6 +227,7 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
         heartbeat_interval=heartbeat,
         rematch_cooldown=parse_int(env, "REMATCH_COOLDOWN", 60, 0, 86400),
         rate_limit_per_minute=parse_int(env, "RATE_LIMIT_PER_MINUTE", 300, 0, 1_000_000),
+        trusted_proxy_hops=parse_int(env, "TRUSTED_PROXY_HOPS", 0, 0, 16),
         auth_jwt_secret=env.get("AUTH_JWT_SECRET", "").strip(),
         log_level=log_level,
     )

@@ -11,6 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 
 from animochat.auth import bearer_token
+from animochat.clientaddr import UNKNOWN
 
 CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
 CORS_ALLOW_HEADERS = "Content-Type, Authorization, Last-Event-ID, Cache-Control"
@@ -84,8 +85,8 @@ class BadRequest(Exception):
 
 
 def client_address(request) -> str:
-    """The caller's address (Daphne's --proxy-headers puts X-Forwarded-For here)."""
-    return request.META.get("REMOTE_ADDR") or "unknown"
+    """The caller's address, as :mod:`animochat.clientaddr` decided it for the scope."""
+    return request.META.get("REMOTE_ADDR") or UNKNOWN
 
 
 def request_token(request) -> str:

@@ -108,7 +108,6 @@ def main() -> None:
                     host,
                     "-p",
                     port,
-                    "--proxy-headers",
                     # No access log: the service logs its own events, and Daphne formatting a line
                     # per request for nobody cost 3 % of its CPU.
                     "-v",

@@ -1,7 +1,8 @@
 """Per-client request limits kept in Redis, so they hold across server processes.
 
 A fixed one-minute window per client address and endpoint group: one INCR and one
-EXPIRE in a single round trip. ``RATE_LIMIT_PER_MINUTE=0`` turns limiting off.
+EXPIRE in a single round trip. ``RATE_LIMIT_PER_MINUTE=0`` turns limiting off. Clients
+are counted by :func:`~animochat.clientaddr.client_bucket` (an IPv6 client per /64).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 
 from django.conf import settings
 
+from animochat.clientaddr import client_bucket
 from animochat.redis_client import get_redis
 
 WINDOW_SECONDS = 60
@@ -31,7 +33,7 @@ async def check_rate_limit(group: str, client: str) -> None:
         return
     now = time.time()
     window = int(now // WINDOW_SECONDS)
-    key = f"ratelimit:{group}:{client}:{window}"
+    key = f"ratelimit:{group}:{client_bucket(client)}:{window}"
     async with get_redis().pipeline(transaction=True) as pipe:
         pipe.incr(key)
         pipe.expire(key, WINDOW_SECONDS + 1)

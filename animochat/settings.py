@@ -34,6 +34,8 @@ SESSION_TTL_SECONDS = CONFIG.session_ttl_seconds
 HEARTBEAT_INTERVAL = CONFIG.heartbeat_interval
 REMATCH_COOLDOWN = CONFIG.rematch_cooldown
 RATE_LIMIT_PER_MINUTE = CONFIG.rate_limit_per_minute
+# Proxies in front of the service that append to X-Forwarded-For (animochat/clientaddr.py).
+TRUSTED_PROXY_HOPS = CONFIG.trusted_proxy_hops
 AUTH_JWT_SECRET = CONFIG.auth_jwt_secret
 
 SERVICE_NAME = "matchmaking-server"

@@ -29,6 +29,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from animochat.auth import NotAuthorized, authorize_user, bearer_token
+from animochat.clientaddr import scope_client
 from animochat.http import cors_headers, preflight_headers
 from animochat.logging import log_event
 from animochat.ratelimit import RateLimited, check_rate_limit
@@ -136,7 +137,7 @@ class MatchmakingStreamConsumer:
             return
         try:
             request = self.parse_query()
-            await check_rate_limit("matchmaking", self.scope.get("client", ["unknown"])[0])
+            await check_rate_limit("matchmaking", scope_client(self.scope))
             authorize_user(
                 request.user_id, bearer_token(self.headers.get("authorization"), request.token)
             )

@@ -63,6 +63,8 @@ def test_empty_chat_server_list_is_allowed():
         ({"SECRET_KEY": ""}, "SECRET_KEY"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"TRUSTED_PROXY_HOPS": "-1"}, "TRUSTED_PROXY_HOPS"),
+        ({"TRUSTED_PROXY_HOPS": "one"}, "TRUSTED_PROXY_HOPS"),
     ],
 )
 def test_bad_values_name_the_variable(env, names):

@@ -83,8 +83,8 @@ def test_bad_configuration_refuses_with_one_line(tmp_path):
     )
 
 
-def test_serves_and_stops_everything_on_ctrl_c(tmp_path):
-    env = launcher_env(tmp_path, REDIS_URL=settings.REDIS_URL)
+def test_serves_and_stops_everything_on_ctrl_c(tmp_path, clean_redis):
+    env = launcher_env(tmp_path, REDIS_URL=settings.REDIS_URL, RATE_LIMIT_PER_MINUTE="100")
     proc = subprocess.Popen(
         [sys.executable, "-m", "animochat.launcher"],
         cwd=BASE_DIR,
@@ -107,6 +107,17 @@ def test_serves_and_stops_everything_on_ctrl_c(tmp_path):
         assert response.json()["state"] == "ACTIVE"
         css = requests.get(base + "/static/admin/css/base.css", timeout=5)
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        # With no trusted proxy, the client's own X-Forwarded-For does not name it.
+        for spoofed in ("198.18.0.1", "198.18.0.2"):
+            requests.post(
+                base + "/cancel_matchmaking",
+                json={"userId": "spoofer"},
+                headers={"X-Forwarded-For": spoofed},
+                timeout=5,
+            )
+        assert {key.decode().split(":")[2] for key in clean_redis.keys("ratelimit:*")} == {
+            "127.0.0.1"
+        }
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=30)

@@ -8,7 +8,7 @@ import requests
 from django.urls import URLPattern, URLResolver
 
 from animochat import urls
-from animochat.asgi import application
+from animochat.asgi import router as asgi_router
 from animochat.openapi import openapi_document
 
 
@@ -36,7 +36,7 @@ def camel(name: str) -> str:
 
 def asgi_routes() -> dict[str, set[str]]:
     """Routes served outside Django (the raw SSE consumer)."""
-    router = application.application_mapping["http"]
+    router = asgi_router.application_mapping["http"]
     return {
         "/" + str(route.pattern): {"get"}
         for route in router.routes
