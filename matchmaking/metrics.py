@@ -6,9 +6,9 @@ Two kinds of series, so the numbers stay right with several Daphne processes:
   ``animochat_users_waiting``, ``animochat_active_sessions``) are read from counters the
   matcher keeps in Redis, so every instance reports the same totals: scrape any one of
   them, or all and aggregate with ``max`` (not ``sum``);
-* per-process series (``animochat_open_streams``, ``animochat_redis_errors_total``)
-  describe the process that answered and carry a ``process`` label; scrape every
-  instance and ``sum`` them.
+* per-process series (``animochat_open_streams``, ``animochat_redis_errors_total`` and
+  prometheus-client's ``process_*`` CPU and memory series) describe the process that
+  answered and carry a ``process`` label; scrape every instance and ``sum`` them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import socket
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -44,6 +44,26 @@ class _Snapshot:
     def collect(self):
         return iter(self.families)
 
+
+class _LabelledProcessCollector:
+    """prometheus-client's CPU and memory series of this process, with its ``process`` label.
+
+    Unlabelled, the series of the Daphne processes behind one address would overwrite
+    each other in Prometheus from one scrape to the next.
+    """
+
+    def __init__(self) -> None:
+        self.collector = ProcessCollector(registry=None)
+
+    def collect(self):
+        for family in self.collector.collect():
+            labelled = type(family)(family.name, family.documentation, labels=["process"])
+            for sample in family.samples:
+                labelled.add_metric([PROCESS], sample.value)
+            yield labelled
+
+
+_process_collector = _LabelledProcessCollector()
 
 # The matcher's bucket bounds (TIME_TO_MATCH_BUCKETS in animochat/lua/lib.lua).
 TIME_TO_MATCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -100,4 +120,5 @@ def render(
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot([total, histogram, waiting, sessions, streams, errors]))
+    registry.register(_process_collector)
     return generate_latest(registry)
