@@ -18,6 +18,7 @@ class NotAuthorized(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = "UNAUTHORIZED" if status == 401 else "FORBIDDEN"
 
 
 def bearer_token(authorization: str | None, query_token: str | None) -> str:

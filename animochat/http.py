@@ -42,8 +42,13 @@ def preflight_headers(origin: str | None) -> dict[str, str]:
 
 
 def json_message(message: str, status: int = 200, **extra: Any) -> JsonResponse:
-    """``{"message": …}`` with the given status: the API's one error/info shape."""
+    """``{"message": …}`` with the given status: the API's one info shape."""
     return JsonResponse({"message": message, **extra}, status=status)
+
+
+def json_error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
+    """``{"code": …, "message": …}``: the API's one error shape (codes: animochat.errors)."""
+    return JsonResponse({"code": code, "message": message, **extra}, status=status)
 
 
 def allow_methods(*methods: str):
@@ -58,14 +63,18 @@ def allow_methods(*methods: str):
         @functools.wraps(view)
         async def wrapper(request, *args, **kwargs):
             if request.method not in methods:
-                response = json_message(
-                    f"Method {request.method} is not allowed here; use {', '.join(methods)}.", 405
+                response = json_error(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    f"Method {request.method} is not allowed here; use {', '.join(methods)}.",
                 )
                 response["Allow"] = ", ".join(methods)
                 return response
             for name, values in request.GET.lists():
                 if len(values) > 1:
-                    return json_message(f"Give the {name} parameter only once.", 400)
+                    return json_error(
+                        400, "DUPLICATE_PARAMETER", f"Give the {name} parameter only once."
+                    )
             return await view(request, *args, **kwargs)
 
         wrapper.allowed_methods = methods  # read by the OpenAPI consistency test
@@ -76,10 +85,11 @@ def allow_methods(*methods: str):
 
 
 class BadRequest(Exception):
-    """A request the client must fix; becomes ``{"message": …}`` with ``status``."""
+    """A request the client must fix; becomes ``{"code", "message"}`` with ``status``."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
+        self.code = code
         self.message = message
         self.status = status
 
@@ -112,7 +122,7 @@ def request_fields(request) -> dict[str, Any]:
     try:
         body = request.body
     except RequestDataTooBig:
-        raise BadRequest("The request body is too large.", 413) from None
+        raise BadRequest("BODY_TOO_LARGE", "The request body is too large.", 413) from None
     if not body:
         return fields
     content_type = request.content_type or ""
@@ -124,21 +134,25 @@ def request_fields(request) -> dict[str, Any]:
         data = {}
         for key, values in request.POST.lists():
             if len(values) > 1:
-                raise BadRequest(f"Give the {key} field only once.")
+                raise BadRequest("DUPLICATE_FIELD", f"Give the {key} field only once.")
             data[key] = values[0]
     else:
         try:
             data = json.loads(body, object_pairs_hook=_object_without_repeated_keys)
         except RepeatedKey as error:
-            raise BadRequest(f"Give the {error} field only once.") from None
+            raise BadRequest("DUPLICATE_FIELD", f"Give the {error} field only once.") from None
         except (ValueError, UnicodeDecodeError):
-            raise BadRequest("The request body is not valid JSON.") from None
+            raise BadRequest("INVALID_JSON", "The request body is not valid JSON.") from None
         if not isinstance(data, dict):
-            raise BadRequest('The JSON body must be an object, e.g. {"userId": "…"}.')
+            raise BadRequest(
+                "INVALID_BODY", 'The JSON body must be an object, e.g. {"userId": "…"}.'
+            )
     # The web client repeats userId in the query string: the same value twice is fine,
     # two different ones are ambiguous.
     for key, value in data.items():
         if key in fields and fields[key] != value:
-            raise BadRequest(f"{key} differs between the query string and the body.")
+            raise BadRequest(
+                "CONFLICTING_FIELD", f"{key} differs between the query string and the body."
+            )
     fields.update(data)
     return fields

@@ -11,7 +11,7 @@ from django.utils.deprecation import MiddlewareMixin
 from redis.exceptions import RedisError
 
 from animochat.auth import NotAuthorized
-from animochat.http import BadRequest, cors_headers, json_message, preflight_headers
+from animochat.http import BadRequest, cors_headers, json_error, preflight_headers
 from animochat.logging import log_event
 from animochat.ratelimit import RateLimited
 from matchmaking.metrics import record_redis_error
@@ -69,25 +69,22 @@ class CorsMiddleware:
 class ApiErrorMiddleware(MiddlewareMixin):
     """Turns the API's expected failures into JSON answers instead of 500 pages.
 
-    Client mistakes become 4xx with ``{"message": …}``; an unreachable Redis becomes
-    503, so the service answers clearly while Redis is down and recovers by itself.
+    Client mistakes become 4xx with ``{"code": …, "message": …}``; an unreachable
+    Redis becomes 503, so the service answers clearly while Redis is down and recovers
+    by itself.
     """
 
     def process_exception(self, request: HttpRequest, exception: Exception):
-        if isinstance(exception, BadRequest):
-            return json_message(exception.message, exception.status)
-        if isinstance(exception, InvalidInput):
-            return json_message(exception.message, exception.status, code=exception.code)
-        if isinstance(exception, NotAuthorized):
-            return json_message(exception.message, exception.status)
+        if isinstance(exception, BadRequest | InvalidInput | NotAuthorized):
+            return json_error(exception.status, exception.code, exception.message)
         if isinstance(exception, RateLimited):
-            response = json_message(exception.message, 429)
+            response = json_error(429, "RATE_LIMITED", exception.message)
             response["Retry-After"] = str(exception.retry_after)
             return response
         if isinstance(exception, RedisError | ConnectionError | TimeoutError):
             log_event(logger, "redis_unavailable", logging.WARNING, path=request.path)
             record_redis_error()
-            response = json_message(SERVICE_UNAVAILABLE_MESSAGE, 503)
+            response = json_error(503, "SERVICE_UNAVAILABLE", SERVICE_UNAVAILABLE_MESSAGE)
             # Logged just above: Django's "Service Unavailable" line would say it twice.
             response._has_been_logged = True
             return response

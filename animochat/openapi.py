@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from animochat.errors import ERROR_CODES
 from matchmaking.validation import MAX_INTEREST_LENGTH, MAX_INTERESTS, MAX_USER_ID_LENGTH
 
 
@@ -18,6 +19,13 @@ def _message(description: str) -> dict[str, Any]:
     }
 
 
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
 def _json(description: str, ref: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -25,6 +33,11 @@ def _json(description: str, ref: str) -> dict[str, Any]:
     }
 
 
+ERROR_CODE_SCHEMA = {
+    "type": "string",
+    "enum": sorted(ERROR_CODES),
+    "description": "Stable: switch on it, not on the message (the README lists each).",
+}
 USER_ID_SCHEMA = {
     "type": "string",
     "minLength": 1,
@@ -60,7 +73,7 @@ def _maintenance_or_unavailable(description: str) -> dict[str, Any]:
                 "schema": {
                     "oneOf": [
                         {"$ref": "#/components/schemas/Maintenance"},
-                        {"$ref": "#/components/schemas/Message"},
+                        {"$ref": "#/components/schemas/Error"},
                     ]
                 }
             }
@@ -68,11 +81,11 @@ def _maintenance_or_unavailable(description: str) -> dict[str, Any]:
     }
 
 
-UNAVAILABLE_503 = _message("Redis is unreachable; try again shortly.")
-RATE_LIMITED = _message("Too many requests from this client; see Retry-After.")
+UNAVAILABLE_503 = _error("Redis is unreachable; try again shortly.")
+RATE_LIMITED = _error("Too many requests from this client; see Retry-After.")
 # Only while AUTH_JWT_SECRET is set (see the description in "info").
-UNAUTHORIZED = _message("No valid token (Authorization: Bearer, or ?token=).")
-FORBIDDEN = _message("The token belongs to another userId (its sub).")
+UNAUTHORIZED = _error("No valid token (Authorization: Bearer, or ?token=).")
+FORBIDDEN = _error("The token belongs to another userId (its sub).")
 AUTH_DESCRIPTION = (
     "Pairs users who share an interest for one-to-one chat.\n\n"
     "Verified identity is optional, off by default. With AUTH_JWT_SECRET set, every "
@@ -231,11 +244,11 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": _message("Invalid userId."),
+                        "400": _error("Invalid userId."),
                         "401": UNAUTHORIZED,
                         "403": FORBIDDEN,
-                        "404": _message("No route: the userId contains a line break."),
-                        "405": _message("Method not allowed."),
+                        "404": _error("No route: the userId contains a line break."),
+                        "405": _error("Method not allowed."),
                         "503": UNAVAILABLE_503,
                     },
                 }
@@ -247,12 +260,12 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": USER_BODY,
                     "responses": {
                         "200": _message("Session disconnected successfully."),
-                        "400": _message("User ID is required, or the body is malformed."),
+                        "400": _error("User ID is required, or the body is malformed."),
                         "401": UNAUTHORIZED,
                         "403": FORBIDDEN,
-                        "404": _message("No active session found to disconnect."),
-                        "405": _message("Method not allowed."),
-                        "413": _message("Body too large."),
+                        "404": _error("No active session found to disconnect."),
+                        "405": _error("Method not allowed."),
+                        "413": _error("Body too large."),
                         "429": RATE_LIMITED,
                         "503": UNAVAILABLE_503,
                     },
@@ -273,11 +286,11 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _message("Matchmaking cancelled successfully."),
-                        "400": _message("userId missing or invalid, or malformed body."),
+                        "400": _error("userId missing or invalid, or malformed body."),
                         "401": UNAUTHORIZED,
                         "403": FORBIDDEN,
-                        "405": _message("Method not allowed."),
-                        "413": _message("Body too large."),
+                        "405": _error("Method not allowed."),
+                        "413": _error("Body too large."),
                         "429": RATE_LIMITED,
                         "503": UNAVAILABLE_503,
                     },
@@ -312,8 +325,8 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": _message("Invalid limit."),
-                        "405": _message("Method not allowed."),
+                        "400": _error("Invalid limit."),
+                        "405": _error("Method not allowed."),
                         "503": _maintenance_or_unavailable("Maintenance, or Redis unreachable."),
                     },
                 }
@@ -323,7 +336,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Detailed health for the AnimoChat status page",
                     "responses": {
                         "200": _json("Healthy.", "Status"),
-                        "405": _message("Method not allowed."),
+                        "405": _error("Method not allowed."),
                         "503": _json("Redis unreachable (same shape).", "Status"),
                     },
                 }
@@ -333,7 +346,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Maintenance state shared by every instance",
                     "responses": {
                         "200": _json("Operational.", "Maintenance"),
-                        "405": _message("Method not allowed."),
+                        "405": _error("Method not allowed."),
                         "503": _maintenance_or_unavailable("In maintenance, or Redis unreachable."),
                     },
                 }
@@ -346,7 +359,7 @@ def openapi_document() -> dict[str, Any]:
                             "description": "Prometheus text format.",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
                         },
-                        "405": _message("Method not allowed."),
+                        "405": _error("Method not allowed."),
                         "503": UNAVAILABLE_503,
                     },
                 }
@@ -359,7 +372,7 @@ def openapi_document() -> dict[str, Any]:
                             "description": "OpenAPI 3 document.",
                             "content": {"application/json": {}},
                         },
-                        "405": _message("Method not allowed."),
+                        "405": _error("Method not allowed."),
                     },
                 }
             },
@@ -372,7 +385,12 @@ SCHEMAS: dict[str, Any] = {
     "Message": {
         "type": "object",
         "required": ["message"],
-        "properties": {"message": {"type": "string"}, "code": {"type": "string"}},
+        "properties": {"message": {"type": "string"}},
+    },
+    "Error": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": ERROR_CODE_SCHEMA, "message": {"type": "string"}},
     },
     # userId is required in the body or the query string (a schema cannot say "one of
     # the two"), so neither place marks it required.
@@ -419,6 +437,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["state", "message"],
         "properties": {
             "state": {"type": "string", "enum": ["ACTIVE", "MAINTENANCE"]},
+            "code": {"type": "string", "enum": ["MAINTENANCE"], "description": "503 only."},
             "message": {"type": "string"},
         },
     },
@@ -444,7 +463,7 @@ SCHEMAS: dict[str, Any] = {
                 "nullable": True,
                 "description": "WAITING: expected wait from recent arrivals in your interests.",
             },
-            "code": {"type": "string"},
+            "code": ERROR_CODE_SCHEMA,
             "message": {"type": "string"},
         },
     },

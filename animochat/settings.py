@@ -70,6 +70,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "animochat.urls"
+CSRF_FAILURE_VIEW = "animochat.views.csrf_failure"
 APPEND_SLASH = False
 ASGI_APPLICATION = "animochat.asgi.application"
 

@@ -6,7 +6,7 @@ megabyte query string sees a reset, not an answer), and answers other malformed 
 (over 500 headers, bad framing) with a bare ``400`` and no body. :func:`install` makes
 Twisted read the rest of an oversized head (up to a bound), then answer ``414``
 (request line) or ``431`` (a header line), and gives the bare ``400`` the API's
-``{"message": …}`` body.
+``{"code": …, "message": …}`` body.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ MAX_DISCARDED_BYTES = 16 * 1024 * 1024
 END_OF_HEAD = (b"\n\r\n", b"\n\n")
 
 
-def _response(status: int, reason: str, message: str) -> bytes:
-    body = json.dumps({"message": message}).encode()
+def _response(status: int, reason: str, code: str, message: str) -> bytes:
+    body = json.dumps({"code": code, "message": message}).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -30,12 +30,17 @@ def _response(status: int, reason: str, message: str) -> bytes:
     return head.encode() + body
 
 
-URI_TOO_LONG = _response(414, "URI Too Long", "The request line (URL) is too long.")
+URI_TOO_LONG = _response(
+    414, "URI Too Long", "QUERY_TOO_LONG", "The request line (URL) is too long."
+)
 HEADER_TOO_LARGE = _response(
-    431, "Request Header Fields Too Large", "A request header is too large."
+    431, "Request Header Fields Too Large", "HEADER_TOO_LARGE", "A request header is too large."
 )
 BAD_REQUEST = _response(
-    400, "Bad Request", "The request is malformed (or has too many or too large headers)."
+    400,
+    "Bad Request",
+    "MALFORMED_REQUEST",
+    "The request is malformed (or has too many or too large headers).",
 )
 
 

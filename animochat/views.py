@@ -1,21 +1,33 @@
 """Project-level views: the OpenAPI document and JSON error pages (never HTML)."""
 
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, JsonResponse
 
-from animochat.http import allow_methods, json_message
+from animochat.http import allow_methods, json_error
 from animochat.openapi import openapi_document
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> JsonResponse:
-    return json_message("Bad request.", 400)
+    if isinstance(exception, DisallowedHost):
+        return json_error(400, "DISALLOWED_HOST", "This host name is not served here.")
+    return json_error(400, "BAD_REQUEST", "Bad request.")
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> JsonResponse:
+    return json_error(403, "FORBIDDEN", "Permission denied.")
 
 
 def not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
-    return json_message(f"No endpoint at {request.path}.", 404)
+    return json_error(404, "NOT_FOUND", f"No endpoint at {request.path}.")
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
-    return json_message("Internal server error.", 500)
+    return json_error(500, "INTERNAL_ERROR", "Internal server error.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: only cookie-authenticated forms (the admin) are checked."""
+    return json_error(403, "CSRF_FAILED", "The form's CSRF check failed; reload the page.")
 
 
 @allow_methods("GET")

@@ -145,8 +145,7 @@ class MatchmakingStreamConsumer:
             await self.reject(error.status, error.code, error.message)
             return
         except NotAuthorized as error:
-            code = "UNAUTHORIZED" if error.status == 401 else "FORBIDDEN"
-            await self.reject(error.status, code, error.message)
+            await self.reject(error.status, error.code, error.message)
             return
         except RateLimited as error:
             await self.reject(
@@ -212,7 +211,7 @@ class MatchmakingStreamConsumer:
                 await self.on_matched_here(user_id, result, started)
                 return
             if result.state == services.MAINTENANCE_STATE:
-                await self.reply(503, MAINTENANCE_EVENT)
+                await self.reply(503, services.MAINTENANCE_BODY)
                 return
             if result.state == services.NO_CHAT_SERVER_STATE:
                 await self.reject(503, "NO_CHAT_SERVER", NO_CHAT_SERVER_MESSAGE)
@@ -345,7 +344,7 @@ class MatchmakingStreamConsumer:
             await self.write(sse_event(CANCELLED_EVENT), more=False)
             return "cancelled"
         if kind == notifications.SERVICE_MAINTENANCE:
-            event = {"state": "MAINTENANCE", "message": message.get("message", "")}
+            event = {**services.MAINTENANCE_BODY, "message": message.get("message", "")}
             await self.write(sse_event(event), more=False)
             return "maintenance"
         return None
@@ -442,7 +441,6 @@ GIVES_PLACE_BACK = {"disconnect", "replaced", "maintenance"}
 
 UNAVAILABLE_MESSAGE = "Matchmaking is temporarily unavailable; please try again shortly."
 NO_CHAT_SERVER_MESSAGE = "No chat server is available right now; please try again shortly."
-MAINTENANCE_EVENT = {"state": "MAINTENANCE", "message": services.MAINTENANCE_MESSAGE}
 UNAVAILABLE_EVENT = {
     "state": "ERROR",
     "code": "SERVICE_UNAVAILABLE",

@@ -11,6 +11,8 @@ from django.conf import settings
 from . import notifications, store
 
 MAINTENANCE_MESSAGE = "The matchmaking service is under maintenance. Please try again later."
+# What a refused request is told, as JSON or as a stream's event.
+MAINTENANCE_BODY = {"state": "MAINTENANCE", "code": "MAINTENANCE", "message": MAINTENANCE_MESSAGE}
 
 
 @dataclass(frozen=True)

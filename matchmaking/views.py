@@ -43,22 +43,20 @@ async def popular_interests(request: HttpRequest) -> JsonResponse:
     if raw == "":
         limit = POPULAR_DEFAULT_LIMIT
     elif not raw.isdigit() or not 1 <= int(raw) <= POPULAR_MAX_LIMIT:
-        raise BadRequest(f"limit must be a whole number from 1 to {POPULAR_MAX_LIMIT}.")
+        raise BadRequest(
+            "INVALID_LIMIT", f"limit must be a whole number from 1 to {POPULAR_MAX_LIMIT}."
+        )
     else:
         limit = int(raw)
     if await selectors.is_maintenance():
-        return JsonResponse(
-            {"state": "MAINTENANCE", "message": services.MAINTENANCE_MESSAGE}, status=503
-        )
+        return JsonResponse(services.MAINTENANCE_BODY, status=503)
     return JsonResponse(await selectors.popular_interests(limit), safe=False)
 
 
 @allow_methods("GET")
 async def maintenance(request: HttpRequest) -> JsonResponse:
     if await selectors.is_maintenance():
-        return JsonResponse(
-            {"state": "MAINTENANCE", "message": services.MAINTENANCE_MESSAGE}, status=503
-        )
+        return JsonResponse(services.MAINTENANCE_BODY, status=503)
     return JsonResponse({"state": "ACTIVE", "message": ACTIVE_MESSAGE})
 
 

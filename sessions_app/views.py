@@ -8,6 +8,7 @@ from animochat.auth import authorize_user
 from animochat.http import (
     allow_methods,
     client_address,
+    json_error,
     json_message,
     request_fields,
     request_token,
@@ -42,8 +43,8 @@ async def session_disconnect(request: HttpRequest) -> JsonResponse:
         user_id = validate_user_id(request_fields(request).get("userId"))
     except InvalidInput as error:
         message = USER_ID_REQUIRED if error.code == "MISSING_USER_ID" else error.message
-        return json_message(message, 400, code=error.code)
+        return json_error(400, error.code, message)
     authorize_user(user_id, request_token(request))
     if await services.end_user_session(user_id) is None:
-        return json_message("No active session found to disconnect.", 404)
+        return json_error(404, "NO_ACTIVE_SESSION", "No active session found to disconnect.")
     return json_message("Session disconnected successfully.")

@@ -52,22 +52,29 @@ async def test_disconnect_by_json_form_or_query(daphne):
             assert "chatId" not in requests.get(url(daphne, f"/session/{user}"), timeout=5).json()
     response = requests.post(url(daphne, "/session/disconnect"), json={"userId": "d2"}, timeout=5)
     assert response.status_code == 404
-    assert response.json() == {"message": "No active session found to disconnect."}
+    assert response.json() == {
+        "code": "NO_ACTIVE_SESSION",
+        "message": "No active session found to disconnect.",
+    }
 
 
 def test_disconnect_bad_input(daphne):
     endpoint = url(daphne, "/session/disconnect")
+    json_type = {"Content-Type": "application/json"}
     cases = [
-        ({}, "User ID is required"),
-        ({"json": {}}, "User ID is required"),
-        ({"data": "{not json", "headers": {"Content-Type": "application/json"}}, "not valid JSON"),
-        ({"json": ["userId"]}, "must be an object"),
-        ({"json": {"userId": 42}}, "must be a string"),
-        ({"json": {"userId": "x" * 200}}, "at most 128"),
+        ({}, "MISSING_USER_ID", "User ID is required"),
+        ({"json": {}}, "MISSING_USER_ID", "User ID is required"),
+        ({"data": "{not json", "headers": json_type}, "INVALID_JSON", "not valid JSON"),
+        ({"json": ["userId"]}, "INVALID_BODY", "must be an object"),
+        ({"json": {"userId": 42}}, "INVALID_USER_ID", "must be a string"),
+        ({"json": {"userId": "x" * 200}}, "INVALID_USER_ID", "at most 128"),
+        ({"params": {"userId": "a"}, "json": {"userId": "b"}}, "CONFLICTING_FIELD", "differs"),
+        ({"data": '{"userId": "a", "userId": "a"}', "headers": json_type}, "DUPLICATE_FIELD", ""),
     ]
-    for kwargs, message in cases:
+    for kwargs, code, message in cases:
         response = requests.post(endpoint, timeout=5, **kwargs)
         assert response.status_code == 400, kwargs
+        assert response.json()["code"] == code, (kwargs, response.json())
         assert message in response.json()["message"], (kwargs, response.json())
     big = requests.post(
         endpoint,
@@ -75,7 +82,7 @@ def test_disconnect_bad_input(daphne):
         timeout=10,
         headers={"Content-Type": "application/json"},
     )
-    assert big.status_code == 413 and big.json()["message"]
+    assert big.status_code == 413 and big.json()["code"] == "BODY_TOO_LARGE"
 
 
 def test_wrong_methods_get_405_with_a_message(daphne):
@@ -90,12 +97,13 @@ def test_wrong_methods_get_405_with_a_message(daphne):
         response = requests.request(method, url(daphne, path), timeout=5)
         assert response.status_code == 405, (method, path)
         assert response.json()["message"] and response.headers["Allow"]
+        assert response.json()["code"] == "METHOD_NOT_ALLOWED"
 
 
 def test_unknown_path_is_json_404(daphne):
     response = requests.get(url(daphne, "/nope"), timeout=5)
     assert response.status_code == 404
-    assert response.json() == {"message": "No endpoint at /nope."}
+    assert response.json() == {"code": "NOT_FOUND", "message": "No endpoint at /nope."}
 
 
 async def test_cancel_is_idempotent_and_validates(daphne, clean_redis):
@@ -137,6 +145,9 @@ async def test_popular_interests(daphne):
     for bad in ("0", "51", "abc", "-1", "1.5"):
         response = requests.get(url(daphne, f"/interests/popular?limit={bad}"), timeout=5)
         assert response.status_code == 400 and "limit" in response.json()["message"]
+        assert response.json()["code"] == "INVALID_LIMIT"
+    response = requests.get(url(daphne, "/interests/popular?limit=1&limit=2"), timeout=5)
+    assert response.json()["code"] == "DUPLICATE_PARAMETER"
 
 
 async def test_status_document(daphne):

@@ -96,6 +96,7 @@ async def test_session_lookup_and_disconnect_require_the_users_own_token(server)
     for headers, status in [({}, 401), (bearer(token("bob")), 403)]:
         response = requests.post(disconnect, json={"userId": "alice"}, headers=headers, timeout=5)
         assert response.status_code == status and response.json()["message"]
+        assert response.json()["code"] == {401: "UNAUTHORIZED", 403: "FORBIDDEN"}[status]
     response = requests.post(
         disconnect, json={"userId": "alice"}, headers=bearer(token("alice")), timeout=5
     )
@@ -108,7 +109,7 @@ async def test_cancel_requires_the_users_own_token(server):
     response = requests.post(
         cancel, json={"userId": "carol"}, headers=bearer(token("dave")), timeout=5
     )
-    assert response.status_code == 403 and response.json()["message"]
+    assert response.status_code == 403 and response.json()["code"] == "FORBIDDEN"
     response = requests.post(
         cancel, json={"userId": "carol"}, params={"token": token("carol")}, timeout=5
     )

@@ -80,7 +80,7 @@ def assert_unavailable(response: requests.Response, elapsed: float, path: str) -
     if path == "/status":
         assert body["redis"]["commands"] == "down"
     else:
-        assert body["message"], path
+        assert body["message"] and body["code"] == "SERVICE_UNAVAILABLE", path
     assert "Traceback" not in response.text
 
 

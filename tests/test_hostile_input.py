@@ -20,6 +20,7 @@ from django.test import RequestFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from animochat.errors import ERROR_CODES
 from animochat.http import BadRequest, request_fields
 from matchmaking.consumers import MatchmakingStreamConsumer
 from matchmaking.validation import (
@@ -247,11 +248,12 @@ def assert_refused(response: requests.Response, status: int | tuple[int, ...]) -
     expected = (status,) if isinstance(status, int) else status
     assert response.status_code in expected, (response.status_code, response.text[:300])
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        event = json.loads(response.text.partition("data:")[2])
-        assert event["state"] == "ERROR" and event["message"]
+        body = json.loads(response.text.partition("data:")[2])
+        assert body["state"] == "ERROR"
     else:
         assert response.headers["content-type"] == "application/json"
-        assert response.json()["message"]
+        body = response.json()
+    assert body["message"] and body["code"] in ERROR_CODES, body
     assert "Traceback" not in response.text
 
 
@@ -296,9 +298,13 @@ def test_oversized_or_too_many_headers_are_refused_with_a_message(daphne):
     host = f"Host: 127.0.0.1:{daphne.port}\r\n".encode()
     huge = b"GET /status HTTP/1.1\r\n" + host + b"X-Big: " + b"x" * 1024 * 1024 + b"\r\n\r\n"
     many = b"GET /status HTTP/1.1\r\n" + host + b"".join(b"X-H%d: v\r\n" % i for i in range(600))
-    for head, status in [(huge, 431), (many + b"\r\n", 400)]:
+    for head, status, error in [
+        (huge, 431, "HEADER_TOO_LARGE"),
+        (many + b"\r\n", 400, "MALFORMED_REQUEST"),
+    ]:
         code, body, elapsed = raw_request(daphne, head)
         assert code == status and json.loads(body)["message"] and elapsed < QUICK
+        assert json.loads(body)["code"] == error
 
 
 ODD_USER_IDS = {
@@ -399,6 +405,7 @@ def test_method_names_and_request_lines_that_are_not_http(daphne):
     ):
         code, body, _ = raw_request(daphne, head)
         assert 400 <= code < 500 and json.loads(body)["message"], head
+        assert json.loads(body)["code"] in ERROR_CODES, head
 
 
 def test_printable_ascii_is_fine_in_every_position(daphne):
@@ -413,7 +420,7 @@ def test_a_host_not_allowed_is_refused_and_logged_in_one_line(daphne):
     response = requests.get(
         daphne.url + "/status", headers={"Host": "evil-host.example"}, timeout=10
     )
-    assert response.status_code == 400
+    assert response.status_code == 400 and response.json()["code"] == "DISALLOWED_HOST"
     lines = [line for line in daphne.log().splitlines() if "evil-host.example" in line]
     assert len(lines) == 1
     entry = json.loads(lines[0])

@@ -36,6 +36,7 @@ async def test_command_closes_waiting_streams_on_another_process(daphne_pair):
         for stream in waiting:
             assert await stream.next_change() == {
                 "state": "MAINTENANCE",
+                "code": "MAINTENANCE",
                 "message": "Back in 5 minutes.",
             }
             assert await stream.next_change() is None
@@ -43,13 +44,15 @@ async def test_command_closes_waiting_streams_on_another_process(daphne_pair):
         for server in (first, second):
             response = requests.get(server.url + "/maintenance", timeout=5)
             assert response.status_code == 503 and response.json()["state"] == "MAINTENANCE"
-            assert requests.get(server.url + "/interests/popular", timeout=5).status_code == 503
+            assert response.json()["code"] == "MAINTENANCE"
+            popular = requests.get(server.url + "/interests/popular", timeout=5)
+            assert popular.status_code == 503 and popular.json()["code"] == "MAINTENANCE"
             assert requests.get(server.url + "/status", timeout=5).json()["serviceState"] == (
                 "MAINTENANCE"
             )
         refused = await open_stream(first.url, params={"userId": "late"})
         assert refused.status == 503
-        assert (await refused.next_event())["state"] == "MAINTENANCE"
+        assert (await refused.next_event())["code"] == "MAINTENANCE"
         assert maintenance_command("status").stdout.strip() == "MAINTENANCE"
     finally:
         assert maintenance_command("off").stdout.strip() == "ACTIVE"

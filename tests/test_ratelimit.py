@@ -28,6 +28,7 @@ def assert_limited(response: requests.Response) -> None:
     assert response.status_code == 429, response.text
     assert 1 <= int(response.headers["Retry-After"]) <= WINDOW_SECONDS + 1
     assert response.headers["content-type"] == "application/json"
+    assert response.json()["code"] == "RATE_LIMITED"
     assert "retry" in response.json()["message"].lower()
 
 

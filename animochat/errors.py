@@ -1,0 +1,50 @@
+"""Every error code the service answers with, and what each means.
+
+An error answer, JSON or a stream's ``ERROR``/``MAINTENANCE`` event, carries one of
+these as ``code`` beside a human ``message``: clients switch on the code, never on the
+wording. The README's error table and ``/openapi.json`` are checked against this list
+(``tests/test_error_codes.py``), so a code cannot be added without being documented.
+"""
+
+from __future__ import annotations
+
+# code -> (HTTP statuses it comes with, meaning)
+ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
+    # Input
+    "MISSING_USER_ID": ((400,), "No `userId` was given."),
+    "INVALID_USER_ID": ((400,), "`userId` is not 1-128 printable characters."),
+    "DUPLICATE_USER_ID": ((400,), "`userId` was given more than once on the stream."),
+    "INVALID_INTEREST": ((400,), "An interest is not a string of at most 64 characters."),
+    "TOO_MANY_INTERESTS": ((400,), "More than 10 distinct interests."),
+    "INVALID_FALLBACK_AFTER": ((400,), "`fallbackAfter` is not a number of seconds 0-600."),
+    "INVALID_QUERY": ((400,), "The query string is not valid UTF-8."),
+    "INVALID_LIMIT": ((400,), "`limit` is not a whole number from 1 to 50."),
+    "DUPLICATE_PARAMETER": ((400,), "A query parameter was given more than once."),
+    "DUPLICATE_FIELD": ((400,), "A body field was given more than once."),
+    "CONFLICTING_FIELD": ((400,), "A field differs between the query string and the body."),
+    "INVALID_JSON": ((400,), "The body is not valid JSON."),
+    "INVALID_BODY": ((400,), "The JSON body is not an object."),
+    "BAD_REQUEST": ((400,), "The request is malformed (too many form fields, say)."),
+    "MALFORMED_REQUEST": ((400,), "The request head is malformed, or has over 500 headers."),
+    "DISALLOWED_HOST": ((400,), "The Host header is not in `ALLOWED_HOSTS`."),
+    "QUERY_TOO_LONG": ((414,), "The URL is too long (over 8 KiB on the stream, 16 KiB elsewhere)."),
+    "HEADER_TOO_LARGE": ((431,), "A request header line is over 16 KiB."),
+    "BODY_TOO_LARGE": ((413,), "The body is over 64 KiB."),
+    # Identity and abuse
+    "UNAUTHORIZED": ((401,), "No valid token while `AUTH_JWT_SECRET` is set."),
+    "FORBIDDEN": ((403,), "The token belongs to another `userId`."),
+    "CSRF_FAILED": ((403,), "A cookie-authenticated form (the admin) failed its CSRF check."),
+    "RATE_LIMITED": ((429,), "Over `RATE_LIMIT_PER_MINUTE`; see `Retry-After`."),
+    # Routing
+    "NOT_FOUND": ((404,), "No endpoint at this path."),
+    "NO_ACTIVE_SESSION": ((404,), "`POST /session/disconnect`: the user has no session."),
+    "METHOD_NOT_ALLOWED": ((405,), "Wrong HTTP method; see `Allow`."),
+    # The service
+    "MAINTENANCE": ((503, 200), "Maintenance is on (a stream already open ends with it too)."),
+    "SERVICE_UNAVAILABLE": ((503, 200), "Redis is unreachable; try again shortly."),
+    "NO_CHAT_SERVER": ((503,), "Neither discovery nor `CHAT_SERVER_URLS` names a chat server."),
+    "INTERNAL_ERROR": ((500,), "An unexpected failure (a bug): it is logged."),
+    # Ends of a waiting stream (status 200: the stream had started)
+    "SERVER_SHUTDOWN": ((200,), "The server is stopping; reconnect to wait again."),
+    "QUEUE_PLACE_LOST": ((200,), "The place in the queue lapsed; reconnect to wait again."),
+}
