@@ -1,15 +1,19 @@
 """The "Matchmaking" section of the Django admin: the live system, read from Redis.
 
 Queues, chat sessions, popular interests, discovery and maintenance have no Django
-models (their data lives in Redis), so the pages are plain admin views: staff only
-(``AdminSite.admin_view``), reading through the apps' selectors and writing through
-their services. Every list is paginated by rank in Redis, so a page costs the same
-whatever the size of the queue.
+models (their data lives in Redis), so the pages are plain admin views, reading through
+the apps' selectors and writing through their services. Viewing needs staff
+(``AdminSite.admin_view``); acting on the live system (every POST, and the
+confirmation page that leads to one) also needs ``matchmaking.manage_matchmaking``,
+which superusers have: a staff account kept for watching cannot change anything.
+Every list is paginated by rank in Redis, so a page costs the same whatever the size
+of the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +23,7 @@ from asgiref.sync import AsyncToSync, async_to_sync
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import AdminSite
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -34,6 +39,7 @@ from sessions_app import selectors as session_selectors
 from sessions_app import services as session_services
 
 from . import selectors, services
+from .models import MANAGE_PERMISSION
 
 logger = logging.getLogger("matchmaking.admin")
 
@@ -156,6 +162,29 @@ def display_tree(value: Any) -> dict[str, Any]:
     return {"kind": "text", "text": str(value)}
 
 
+def can_manage(request: HttpRequest) -> bool:
+    return request.user.has_perm(MANAGE_PERMISSION)
+
+
+def needs_manage_permission(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """403 (nothing changed) unless the user may act on the live system."""
+
+    @functools.wraps(view)
+    def guarded(self: Any, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not can_manage(request):
+            log_event(
+                logger,
+                "admin_action_refused",
+                logging.WARNING,
+                view=view.__name__,
+                operator=str(request.user),
+            )
+            raise PermissionDenied(f"Acting on matchmaking needs the {MANAGE_PERMISSION} right.")
+        return view(self, request, *args, **kwargs)
+
+    return guarded
+
+
 def safe_next(request: HttpRequest, fallback: str) -> str:
     target = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
@@ -254,6 +283,8 @@ class MatchmakingDashboard:
                 "section_title": titles.get(section, ""),
                 "section_url": self.url(section) if section else "",
                 "refresh_seconds": REFRESH_SECONDS if refresh else 0,
+                # Action buttons are shown only to those who may use them.
+                "can_manage": can_manage(request),
                 **context,
             },
         )
@@ -326,6 +357,7 @@ class MatchmakingDashboard:
         }
 
     @method_decorator(require_POST)
+    @needs_manage_permission
     def remove_waiting_user(self, request: HttpRequest) -> HttpResponse:
         user_id = request.POST.get("user_id", "")
         if not user_id:
@@ -377,6 +409,7 @@ class MatchmakingDashboard:
         )
 
     @method_decorator(require_POST)
+    @needs_manage_permission
     def end_session(self, request: HttpRequest) -> HttpResponse:
         chat_id = request.POST.get("chat_id", "")
         participant = request.POST.get("user_id", "")
@@ -420,6 +453,7 @@ class MatchmakingDashboard:
     def maintenance(self, request: HttpRequest) -> TemplateResponse:
         return self.render(request, "maintenance.html", "Maintenance", self._maintenance_state())
 
+    @needs_manage_permission
     def maintenance_confirm(self, request: HttpRequest) -> HttpResponse:
         """GET asks for confirmation; POST switches maintenance for every instance."""
         turn = request.POST.get("turn") if request.method == "POST" else request.GET.get("turn")

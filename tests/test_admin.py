@@ -17,6 +17,7 @@ import pytest
 import redis
 import requests
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -63,15 +64,26 @@ def enqueue(user_id: str, *interests: str) -> services.MatchResult:
     return run(services.enqueue_or_match, user_id, list(interests), f"token-{user_id}")
 
 
-@pytest.fixture
-def staff_client(django_user_model) -> Client:
-    """A staff member with no model permissions at all: the dashboard needs none."""
-    user = django_user_model.objects.create_user("operator", password="pw-operator")
-    user.is_staff = True
-    user.save()
+def logged_in(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def viewer_client(django_user_model) -> Client:
+    """A staff member with no permissions at all: may look, may not act."""
+    return logged_in(django_user_model.objects.create_user("viewer", "", "pw", is_staff=True))
+
+
+@pytest.fixture
+def staff_client(django_user_model) -> Client:
+    """A staff member holding only the matchmaking permission: may look and act."""
+    user = django_user_model.objects.create_user("operator", "", "pw-operator", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="matchmaking", codename="manage_matchmaking")
+    )
+    return logged_in(user)
 
 
 def table_rows(page: str, table_id: str) -> list[str]:
@@ -158,6 +170,45 @@ def test_staff_sees_every_page(staff_client, url):
     assert "Matchmaking" in page
 
 
+@pytest.mark.parametrize("url", PAGES[:-1])  # all but the step towards switching maintenance
+def test_staff_without_the_permission_sees_the_pages_without_their_buttons(viewer_client, url):
+    response = viewer_client.get(url)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'href="/static/admin/css/base.css"' in page and "Matchmaking" in page
+    assert 'method="post"' not in page.replace('id="logout-form" method="post"', "")
+
+
+def test_staff_without_the_permission_cannot_act(viewer_client, clean_redis):
+    chat_id = match("ann", "ben")
+    enqueue("waiter", "GAMING")
+    before = {key: clean_redis.dump(key) for key in clean_redis.keys("*")}
+    for url, data in [
+        *WRITES,
+        (reverse("admin:matchmaking_end_session"), {"user_id": "ann", "chat_id": chat_id}),
+        (reverse("admin:matchmaking_maintenance_confirm"), {"turn": "off"}),
+    ]:
+        assert viewer_client.post(url, data).status_code == 403, url
+    confirm = reverse("admin:matchmaking_maintenance_confirm")
+    assert viewer_client.get(confirm, {"turn": "on"}).status_code == 403
+    assert {key: clean_redis.dump(key) for key in clean_redis.keys("*")} == before
+    assert clean_redis.get("service:maintenance") is None
+    assert clean_redis.get("user_session:ann") == chat_id.encode()
+    page = viewer_client.get(reverse("admin:matchmaking_maintenance")).content.decode()
+    assert 'id="mm-maintenance-toggle"' not in page and 'id="mm-no-manage"' in page
+
+
+def test_a_superuser_may_act(django_user_model, clean_redis):
+    admin_client = logged_in(django_user_model.objects.create_superuser("root", "", "pw"))
+    enqueue("waiter", "GAMING")
+    response = admin_client.post(reverse("admin:matchmaking_remove_user"), {"user_id": "waiter"})
+    assert response.status_code == 302
+    assert clean_redis.zscore("queue:waiting", "waiter") is None
+    confirm = reverse("admin:matchmaking_maintenance_confirm")
+    assert admin_client.post(confirm, {"turn": "on"}).status_code == 302
+    assert clean_redis.get("service:maintenance") is not None
+
+
 def test_admin_index_has_a_matchmaking_section(staff_client):
     page = staff_client.get(reverse("admin:index")).content.decode()
     section = re.search(r'<div class="app-matchmaking module.*?</table>', page, re.S).group(0)
@@ -170,6 +221,7 @@ def test_admin_index_has_a_matchmaking_section(staff_client):
 
 def test_writes_need_post_and_a_csrf_token(django_user_model, clean_redis):
     user = django_user_model.objects.create_user("operator", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="manage_matchmaking"))
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     enqueue("waiter", "GAMING")

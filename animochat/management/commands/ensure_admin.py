@@ -3,6 +3,8 @@
 import os
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 
@@ -14,7 +16,17 @@ class Command(BaseCommand):
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD", "")
         if not username or not password:
             raise CommandError("Set DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD.")
-        user, created = get_user_model().objects.get_or_create(
+        model = get_user_model()
+        existing = model.objects.filter(username=username).first()
+        # The same validators as the admin's own password forms (AUTH_PASSWORD_VALIDATORS):
+        # this account can switch off matchmaking for everyone.
+        try:
+            validate_password(password, existing or model(username=username))
+        except ValidationError as error:
+            raise CommandError(
+                "DJANGO_SUPERUSER_PASSWORD is refused: " + " ".join(error.messages)
+            ) from None
+        user, created = model.objects.get_or_create(
             username=username, defaults={"is_staff": True, "is_superuser": True}
         )
         user.is_staff = user.is_superuser = True
