@@ -19,6 +19,7 @@ DEFAULT_CHAT_SERVER_URLS = (
 )
 DEFAULT_REDIS_URL = "redis://localhost:6379"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_POPULAR_BLOCKLIST = ("FUBU", "FWB", "FUCK", "FUCK BUDDY", "NUDE", "NUDES", "SOP", "SOC")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -45,6 +46,7 @@ class Config:
     keepalive_seconds: float
     lease_seconds: float
     popular_window_seconds: int
+    popular_blocklist: tuple[str, ...]
     session_ttl_seconds: int
     heartbeat_interval: float
     rematch_cooldown: int
@@ -124,6 +126,17 @@ def parse_url_list(env: Mapping[str, str], name: str, default: tuple[str, ...]) 
         return default
     urls = [item.strip() for item in env[name].split(",") if item.strip()]
     return tuple(parse_http_url(url, name).rstrip("/") for url in urls)
+
+
+def parse_interest_list(
+    env: Mapping[str, str], name: str, default: tuple[str, ...]
+) -> tuple[str, ...]:
+    """A comma list of interests, normalized as requests are (trimmed, upper case)."""
+    if name not in env:
+        return default
+    return tuple(
+        dict.fromkeys(item.strip().upper() for item in env[name].split(",") if item.strip())
+    )
 
 
 def parse_redis_url(value: str) -> str:
@@ -223,6 +236,7 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
         keepalive_seconds=keepalive,
         lease_seconds=lease,
         popular_window_seconds=parse_int(env, "POPULAR_WINDOW_SECONDS", 600, 1, 86400 * 7),
+        popular_blocklist=parse_interest_list(env, "POPULAR_BLOCKLIST", DEFAULT_POPULAR_BLOCKLIST),
         session_ttl_seconds=parse_int(env, "SESSION_TTL_SECONDS", 86400, 60, 86400 * 365),
         heartbeat_interval=heartbeat,
         rematch_cooldown=parse_int(env, "REMATCH_COOLDOWN", 60, 0, 86400),

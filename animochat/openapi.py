@@ -298,7 +298,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/interests/popular": {
                 "get": {
-                    "summary": "Interests most users asked for in the recent window",
+                    "summary": "Interests asked for most in the recent window, hidden ones left out",
                     "parameters": [
                         {
                             "name": "limit",

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import weakref
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
+
+from animochat.logging import log_event
 
 LUA_LIBRARY = Path(__file__).resolve().parent / "lua" / "lib.lua"
 
@@ -85,8 +89,33 @@ def command_batcher() -> CommandBatcher:
     return batcher
 
 
+_background: set[asyncio.Task] = set()
+
+
+def in_background(work: Coroutine, logger: logging.Logger, failure_event: str) -> None:
+    """Run Redis ``work`` nobody waits for (bookkeeping after a reply); a failure is
+    logged as ``failure_event``. :func:`close_redis` lets it finish first."""
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+
+    def done(task: asyncio.Task) -> None:
+        _background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log_event(logger, failure_event, logging.WARNING, error=repr(task.exception()))
+
+    task.add_done_callback(done)
+
+
+async def background_done() -> None:
+    """Wait for the work :func:`in_background` started on the running loop."""
+    loop = asyncio.get_running_loop()
+    while pending := [task for task in _background if task.get_loop() is loop]:
+        await asyncio.wait(pending)
+
+
 async def close_redis() -> None:
     """Close the running loop's client (end of a command or a test)."""
+    await background_done()
     loop = asyncio.get_running_loop()
     batcher = _command_batchers.pop(loop, None)
     if batcher is not None:

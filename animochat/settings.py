@@ -30,6 +30,7 @@ CORS_ALLOWED_ORIGINS = CONFIG.cors_allowed_origins
 KEEPALIVE_SECONDS = CONFIG.keepalive_seconds
 LEASE_SECONDS = CONFIG.lease_seconds
 POPULAR_WINDOW_SECONDS = CONFIG.popular_window_seconds
+POPULAR_BLOCKLIST = CONFIG.popular_blocklist
 SESSION_TTL_SECONDS = CONFIG.session_ttl_seconds
 HEARTBEAT_INTERVAL = CONFIG.heartbeat_interval
 REMATCH_COOLDOWN = CONFIG.rematch_cooldown

@@ -75,7 +75,9 @@ SERVER_ENV = {
     "LOG_LEVEL": "WARNING",
     "AUTH_JWT_SECRET": "",
 }
-DRAIN_SECONDS = 30 + 5  # the longest of the limits above, and a margin
+# The longest of the limits above (a popularity bucket of 60 s outlives the 30 s window
+# by up to its own length), and a margin.
+DRAIN_SECONDS = 30 + 60 + 5
 # Created by the first match and constant in size afterwards.
 SERVICE_WIDE_KEYS = {"metrics:matches", "metrics:time_to_match", "chat_servers:rr"}
 
@@ -256,7 +258,7 @@ class Soak:
         # Every session was ended and every stream closed; let the rest lapse.
         await asyncio.sleep(DRAIN_SECONDS)
         async with httpx.AsyncClient() as self.http:
-            await self.expect("GET", "/interests/popular", (200,))  # prunes its index
+            await self.expect("GET", "/interests/popular", (200,))
         left = self.keys_by_kind()
         leaks = {kind: n for kind, n in left.items() if kind not in SERVICE_WIDE_KEYS}
         return {

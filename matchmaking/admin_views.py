@@ -40,6 +40,7 @@ from sessions_app import services as session_services
 
 from . import selectors, services
 from .models import MANAGE_PERMISSION
+from .validation import MAX_INTEREST_LENGTH, InvalidInput, normalize_interests
 
 logger = logging.getLogger("matchmaking.admin")
 
@@ -224,6 +225,11 @@ class MatchmakingDashboard:
                 f"{APP_LABEL}/sessions/end/", view(self.end_session), name="matchmaking_end_session"
             ),
             path(f"{APP_LABEL}/popular/", view(self.popular), name="matchmaking_popular"),
+            path(
+                f"{APP_LABEL}/popular/hide/",
+                view(self.hide_interest),
+                name="matchmaking_hide_interest",
+            ),
             path(f"{APP_LABEL}/discovery/", view(self.discovery), name="matchmaking_discovery"),
             path(
                 f"{APP_LABEL}/maintenance/", view(self.maintenance), name="matchmaking_maintenance"
@@ -427,11 +433,17 @@ class MatchmakingDashboard:
     # Popular interests, discovery
 
     def popular(self, request: HttpRequest) -> TemplateResponse:
-        ranking = call(selectors.popular_interests, POPULAR_LIMIT)
-        top = max((row["count"] for row in ranking), default=0) or 1
+        # Read afresh (the API's cache may be 2 s old): the operator sees a hide at once.
+        popularity = call(selectors.popularity, 0)
+        ranking = popularity.ranking[:POPULAR_LIMIT]
+        top = max((count for _, count in ranking), default=0) or 1
         bars = [
-            {**row, "percent": f"{100 * row['count'] / top:.1f}"}
-            for row in ranking  # already most popular first
+            {"interest": interest, "count": count, "percent": f"{100 * count / top:.1f}"}
+            for interest, count in ranking  # already most popular first
+        ]
+        hidden = [
+            {"interest": interest, "count": popularity.counts.get(interest, 0)}
+            for interest in sorted(popularity.hidden)
         ]
         return self.render(
             request,
@@ -439,10 +451,41 @@ class MatchmakingDashboard:
             "Popular interests",
             {
                 "bars": bars,
+                "hidden": hidden,
+                "hide_url": self.url("matchmaking_hide_interest"),
+                "max_length": MAX_INTEREST_LENGTH,
                 "limit": POPULAR_LIMIT,
                 "window": window_text(settings.POPULAR_WINDOW_SECONDS),
             },
         )
+
+    @method_decorator(require_POST)
+    @needs_manage_permission
+    def hide_interest(self, request: HttpRequest) -> HttpResponse:
+        """Hide an interest from popular interests on every instance, or show it again."""
+        hide = request.POST.get("action", "hide") != "show"
+        raw = request.POST.get("interest", "")
+        try:
+            interests = normalize_interests([raw]) if raw.strip() else []
+        except InvalidInput as error:
+            messages.error(request, error.message)
+            interests = None
+        if interests == []:
+            messages.error(request, "No interest was given.")
+        elif interests:
+            [interest] = interests
+            call(services.hide_popular_interest, interest, hide)
+            log_event(
+                logger,
+                "admin_hide_interest" if hide else "admin_show_interest",
+                interest=interest,
+                operator=str(request.user),
+            )
+            if hide:
+                messages.success(request, f"{interest} is hidden from popular interests.")
+            else:
+                messages.success(request, f"{interest} may appear among popular interests again.")
+        return HttpResponseRedirect(self.url("matchmaking_popular"))
 
     def discovery(self, request: HttpRequest) -> TemplateResponse:
         status = call(discovery_selectors.discovery_status)

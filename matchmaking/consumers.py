@@ -81,6 +81,7 @@ class MatchmakingStreamConsumer:
         self.started = False
         self.channel = ""
         self.listener: asyncio.Future | None = None  # the pending layer.receive()
+        self.interests: list[str] = []  # the user's, for the estimated wait
 
     # -- ASGI plumbing -------------------------------------------------------------
 
@@ -188,6 +189,7 @@ class MatchmakingStreamConsumer:
 
     async def match_or_wait(self, request: StreamRequest) -> None:
         user_id, interests = request.user_id, request.interests
+        self.interests = interests
         layer = get_channel_layer()
         group = notifications.user_group(user_id)
         started = time.monotonic()
@@ -350,7 +352,7 @@ class MatchmakingStreamConsumer:
         return None
 
     async def on_keepalive(self, user_id: str) -> str | None:
-        lease = await services.renew_lease(user_id, self.token)
+        lease = await services.renew_lease(user_id, self.token, self.interests)
         if lease.state == services.WAITING_STATE:
             await self.write(KEEPALIVE_COMMENT + sse_event(waiting_event(lease)))
             return None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
 import socket
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,9 +25,78 @@ async def is_maintenance() -> bool:
     return settings.MAINTENANCE_MODE if flag is None else flag == "1"
 
 
+# Popularity is read from Redis at most this often per process: /interests/popular is
+# public, and the estimated wait of every waiting user reads it too.
+POPULARITY_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Popularity:
+    """Requests per interest within the popularity window, as of ``read_at``."""
+
+    read_at: float  # time.monotonic()
+    counts: dict[str, int]
+    hidden: frozenset[str]  # never shown among popular interests
+    ranking: list[tuple[str, int]]  # the shown interests, most popular first
+
+
+_popularity: Popularity | None = None
+_popularity_reads: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+
+
+def hidden_interests(hidden: Iterable[str], shown: Iterable[str]) -> frozenset[str]:
+    """``POPULAR_BLOCKLIST`` and the interests the admin hid, less those they showed."""
+    return frozenset(settings.POPULAR_BLOCKLIST).union(hidden).difference(shown)
+
+
+async def _read_popularity() -> Popularity:
+    global _popularity
+    counts, hidden, shown = await store.popular_counts(settings.POPULAR_WINDOW_SECONDS, time.time())
+    blocked = hidden_interests(hidden, shown)
+    ranking = sorted(
+        ((interest, count) for interest, count in counts.items() if interest not in blocked),
+        key=lambda row: (-row[1], row[0]),
+    )
+    _popularity = Popularity(time.monotonic(), counts, blocked, ranking)
+    return _popularity
+
+
+async def popularity(max_age: float | None = None) -> Popularity:
+    """The process's cached popularity, read again once older than ``max_age`` seconds
+    (default POPULARITY_CACHE_SECONDS), by one caller at a time: the others of the loop
+    wait for its read."""
+    max_age = POPULARITY_CACHE_SECONDS if max_age is None else max_age
+    cached = _popularity
+    if cached is not None and time.monotonic() - cached.read_at < max_age:
+        return cached
+    loop = asyncio.get_running_loop()
+    task = _popularity_reads.get(loop)
+    if task is None or task.done():
+        task = loop.create_task(_read_popularity())
+        _popularity_reads[loop] = task
+        task.add_done_callback(lambda _: _popularity_reads.pop(loop, None))
+    return await asyncio.shield(task)
+
+
+def forget_popularity() -> None:
+    """Read popularity from Redis at the next call (after the admin changed it)."""
+    global _popularity
+    _popularity = None
+
+
 async def popular_interests(limit: int) -> list[dict[str, object]]:
-    rows = await store.popular_interests(settings.POPULAR_WINDOW_SECONDS * 1000, limit)
-    return [{"interest": interest, "count": count} for interest, count in rows]
+    ranking = (await popularity()).ranking[:limit]
+    return [{"interest": interest, "count": count} for interest, count in ranking]
+
+
+async def estimated_wait_seconds(interests: Iterable[str]) -> int | None:
+    """The popularity window over how many others asked for the user's interests in it
+    (one request of each interest is taken to be the user's own); None if nobody did."""
+    counts = (await popularity()).counts
+    arrivals = sum(max(0, counts.get(interest, 0) - 1) for interest in interests)
+    if arrivals == 0:
+        return None
+    return math.ceil(settings.POPULAR_WINDOW_SECONDS / arrivals)
 
 
 @dataclass(frozen=True)

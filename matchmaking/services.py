@@ -1,14 +1,21 @@
-"""Matchmaking writes: the matcher, leases, cancel and maintenance."""
+"""Matchmaking writes: the matcher, leases, cancel, maintenance and popularity."""
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import redis
 from django.conf import settings
 
-from . import notifications, store
+from animochat.redis_client import in_background
+
+from . import notifications, selectors, store
+
+logger = logging.getLogger("matchmaking.services")
 
 MAINTENANCE_MESSAGE = "The matchmaking service is under maintenance. Please try again later."
 # What a refused request is told, as JSON or as a stream's event.
@@ -55,15 +62,18 @@ def _match_result(reply: list) -> MatchResult:
             fallback == "1",
             replaced_token=reply[8] if len(reply) > 8 else "",
         )
-    if state == WAITING_STATE and len(reply) >= 3:
-        estimate = int(reply[2])
+    if state == WAITING_STATE and len(reply) >= 2:
         return MatchResult(
-            state,
-            waiting=int(reply[1]),
-            estimated_wait_seconds=estimate if estimate >= 0 else None,
-            replaced_token=reply[3] if len(reply) > 3 else "",
+            state, waiting=int(reply[1]), replaced_token=reply[2] if len(reply) > 2 else ""
         )
     return MatchResult(state)
+
+
+async def _with_estimate(result: MatchResult, interests: Iterable[str]) -> MatchResult:
+    if result.state != WAITING_STATE:
+        return result
+    estimate = await selectors.estimated_wait_seconds(interests)
+    return replace(result, estimated_wait_seconds=estimate)
 
 
 def _cooldown_ms() -> int:
@@ -76,7 +86,9 @@ async def enqueue_or_match(
     """Match ``user_id`` with the longest-waiting compatible user, or queue them.
 
     One Lua call does it all atomically (see ``lua/enqueue_or_match.lua``); ``token``
-    identifies the stream that will own the user's place while they wait.
+    identifies the stream that will own the user's place while they wait. The
+    bookkeeping that needs no atomicity with the match follows in the background
+    (:func:`after_arrival`), so the user never waits for it.
     ``interests`` must already be normalized (see :mod:`matchmaking.validation`).
     ``fallback_after=0`` makes the user matchable with anyone at once (a positive delay
     is the stream's to keep: it calls :func:`enter_fallback` when the time comes).
@@ -87,14 +99,27 @@ async def enqueue_or_match(
         token,
         uuid.uuid4().hex,
         lease_ms=int(settings.LEASE_SECONDS * 1000),
-        window_ms=settings.POPULAR_WINDOW_SECONDS * 1000,
         session_ttl_s=settings.SESSION_TTL_SECONDS,
         maintenance_default=settings.MAINTENANCE_MODE,
         cooldown_ms=_cooldown_ms(),
         fallback_after_ms=-1 if fallback_after is None else int(fallback_after * 1000),
         fallback_servers=settings.CHAT_SERVER_URLS,
     )
-    return _match_result(reply)
+    result = _match_result(reply)
+    in_background(after_arrival(user_id, interests, result), logger, "bookkeeping_failed")
+    return await _with_estimate(result, interests)
+
+
+async def after_arrival(user_id: str, interests: list[str], result: MatchResult) -> None:
+    """The bookkeeping of one arrival, sent after the matcher's call.
+
+    None of it needs atomicity with the match, so it stays out of the matcher script
+    (which runs under Redis' lock) and goes in the command batch of the next turn.
+    A stream replacing the user's own waiting stream is the same request again: its
+    interests are not counted twice.
+    """
+    if result.state in (WAITING_STATE, MATCHED_STATE) and not result.replaced_token:
+        await store.count_interests(interests, settings.POPULAR_WINDOW_SECONDS, time.time())
 
 
 async def enter_fallback(user_id: str, token: str) -> MatchResult:
@@ -110,12 +135,13 @@ async def enter_fallback(user_id: str, token: str) -> MatchResult:
     return _match_result(reply)
 
 
-async def renew_lease(user_id: str, token: str) -> MatchResult:
-    """Keep a waiting user's place: WAITING (with queue info), GONE or TAKEN."""
-    reply = await store.renew_lease(
-        user_id, token, int(settings.LEASE_SECONDS * 1000), settings.POPULAR_WINDOW_SECONDS * 1000
-    )
-    return _match_result(reply)
+async def renew_lease(user_id: str, token: str, interests: Iterable[str] = ()) -> MatchResult:
+    """Keep a waiting user's place: WAITING (with queue info), GONE or TAKEN.
+
+    ``interests`` (the stream's) give the estimated wait; without them it is None.
+    """
+    reply = await store.renew_lease(user_id, token, int(settings.LEASE_SECONDS * 1000))
+    return await _with_estimate(_match_result(reply), interests)
 
 
 async def leave_queues(user_id: str, token: str = "") -> bool:
@@ -128,6 +154,15 @@ async def cancel_matchmaking(user_id: str) -> bool:
     was_waiting = await store.leave_queues(user_id, "")
     await notifications.send_to_user(user_id, notifications.STREAM_CANCELLED)
     return was_waiting
+
+
+async def hide_popular_interest(interest: str, hidden: bool = True) -> None:
+    """Hide an interest from popular interests on every instance (or show it again).
+
+    This process sees the change at once; others within their cache's lifetime.
+    """
+    await store.hide_interest(interest, hidden)
+    selectors.forget_popularity()
 
 
 async def set_maintenance(on: bool, message: str = MAINTENANCE_MESSAGE) -> None:

@@ -16,7 +16,7 @@ ENQUEUE_OR_MATCH = LuaScript(LUA_DIR / "enqueue_or_match.lua")
 RENEW_LEASE = LuaScript(LUA_DIR / "renew_lease.lua")
 ENTER_FALLBACK = LuaScript(LUA_DIR / "enter_fallback.lua")
 LEAVE_QUEUES = LuaScript(LUA_DIR / "leave_queues.lua")
-POPULAR_INTERESTS = LuaScript(LUA_DIR / "popular_interests.lua")
+COUNT_INTERESTS = LuaScript(LUA_DIR / "count_interests.lua")
 SWEEP_LAPSED_WAITERS = LuaScript(LUA_DIR / "sweep_lapsed_waiters.lua")
 
 MAINTENANCE_KEY = "service:maintenance"
@@ -43,7 +43,6 @@ async def enqueue_or_match(
     chat_id: str,
     *,
     lease_ms: int,
-    window_ms: int,
     session_ttl_s: int,
     maintenance_default: bool,
     cooldown_ms: int,
@@ -55,7 +54,6 @@ async def enqueue_or_match(
         token,
         lease_ms,
         chat_id,
-        window_ms,
         session_ttl_s,
         "1" if maintenance_default else "0",
         cooldown_ms,
@@ -86,8 +84,8 @@ async def enter_fallback(
     )
 
 
-async def renew_lease(user_id: str, token: str, lease_ms: int, window_ms: int) -> list:
-    return await RENEW_LEASE(user_id, token, lease_ms, window_ms)
+async def renew_lease(user_id: str, token: str, lease_ms: int) -> list:
+    return await RENEW_LEASE(user_id, token, lease_ms)
 
 
 async def leave_queues(user_id: str, token: str) -> bool:
@@ -127,9 +125,64 @@ async def set_maintenance_flag(on: bool) -> None:
     await get_redis().set(MAINTENANCE_KEY, "1" if on else "0")
 
 
-async def popular_interests(window_ms: int, limit: int) -> list[tuple[str, int]]:
-    flat = await POPULAR_INTERESTS(window_ms, limit)
-    return [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+# Popularity: requests per interest counted in time buckets (see count_interests.lua).
+# A bucket tracks at most POPULAR_CAPACITY interests, and a window is covered by at most
+# POPULAR_MAX_BUCKETS + 1 buckets, so both counting an arrival and reading the window
+# cost the same whatever the number of distinct interests ever asked for.
+POPULAR_CAPACITY = 300
+POPULAR_MAX_BUCKETS = 20
+POPULAR_MIN_BUCKET_SECONDS = 60
+HIDDEN_INTERESTS_KEY = "popular:hidden"  # SET: interests the admin hid
+SHOWN_INTERESTS_KEY = "popular:shown"  # SET: interests of POPULAR_BLOCKLIST the admin showed
+
+
+def popular_bucket_seconds(window_s: int) -> int:
+    """One minute, or longer for windows of over 20 minutes (at most 21 buckets)."""
+    return max(POPULAR_MIN_BUCKET_SECONDS, -(-window_s // POPULAR_MAX_BUCKETS))
+
+
+def popular_bucket_key(bucket_s: int, number: int) -> str:
+    return f"popular:{bucket_s}s:{number}"
+
+
+def popular_window_keys(window_s: int, now_s: float) -> list[str]:
+    """The buckets covering the window up to ``now_s``, newest first."""
+    bucket_s = popular_bucket_seconds(window_s)
+    current = int(now_s // bucket_s)
+    first = int((now_s - window_s) // bucket_s)
+    return [popular_bucket_key(bucket_s, n) for n in range(current, first - 1, -1)]
+
+
+async def count_interests(interests: list[str], window_s: int, now_s: float) -> None:
+    bucket_s = popular_bucket_seconds(window_s)
+    key = popular_bucket_key(bucket_s, int(now_s // bucket_s))
+    # Kept until the window no longer reaches it: the bucket ends within bucket_s.
+    await COUNT_INTERESTS(key, POPULAR_CAPACITY, window_s + bucket_s + 1, *interests)
+
+
+async def popular_counts(window_s: int, now_s: float) -> tuple[dict[str, int], set[str], set[str]]:
+    """Requests per interest within the window (at most POPULAR_CAPACITY per bucket
+    tracked), and the interests hidden and shown by the admin: one round trip."""
+    keys = popular_window_keys(window_s, now_s)
+    async with get_redis().pipeline(transaction=False) as pipe:
+        pipe.zunion(keys, withscores=True)
+        pipe.smembers(HIDDEN_INTERESTS_KEY)
+        pipe.smembers(SHOWN_INTERESTS_KEY)
+        counts, hidden, shown = await pipe.execute()
+    return {interest: int(count) for interest, count in counts}, hidden, shown
+
+
+async def hide_interest(interest: str, hidden: bool) -> None:
+    """Hide ``interest`` from popular interests (or show it again), for every instance."""
+    add, remove = (
+        (HIDDEN_INTERESTS_KEY, SHOWN_INTERESTS_KEY)
+        if hidden
+        else (SHOWN_INTERESTS_KEY, HIDDEN_INTERESTS_KEY)
+    )
+    async with get_redis().pipeline(transaction=True) as pipe:
+        pipe.sadd(add, interest)
+        pipe.srem(remove, interest)
+        await pipe.execute()
 
 
 async def queue_sizes() -> tuple[int, dict[str, int]]:

@@ -7,6 +7,7 @@ import redis
 from django.conf import settings
 
 from animochat.redis_client import close_redis, get_redis
+from matchmaking import selectors
 from tests.support.servers import DaphneProcess
 
 
@@ -15,6 +16,7 @@ def clean_redis():
     """Each test starts from an empty Redis database (its own, see tests/settings.py)."""
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.flushdb()
+    selectors.forget_popularity()  # this process's cache of what was just flushed
     yield client
     client.close()
 

@@ -23,7 +23,7 @@ from django.urls import reverse
 
 from animochat.redis_client import close_redis
 from discovery.selectors import discovery_status
-from matchmaking import services
+from matchmaking import selectors, services
 from matchmaking.admin_views import label
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +44,7 @@ WRITES = [
     (reverse("admin:matchmaking_remove_user"), {"user_id": "someone"}),
     (reverse("admin:matchmaking_end_session"), {"user_id": "someone", "chat_id": "c"}),
     (reverse("admin:matchmaking_maintenance_confirm"), {"turn": "on"}),
+    (reverse("admin:matchmaking_hide_interest"), {"interest": "ANIME"}),
 ]
 SECTIONS = ["Queues", "Sessions", "Popular interests", "Discovery", "Maintenance"]
 
@@ -510,9 +511,39 @@ def test_popular_interests_bar_chart(staff_client):
         r'<td class="mm-number">(\d+)</td>',
         page,
     )
-    # u4 matched nobody (no shared interest); the counts are distinct users per interest.
+    # u4 matched nobody (no shared interest); the counts are requests per interest.
     assert bars == [("GAMING", "100.0", "3"), ("ANIME", "33.3", "1")]
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing from a CDN
+
+
+def hidden_rows(page: str) -> list[str]:
+    table = page.split('id="mm-hidden"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'<th scope="row">([^<]+)</th>', table)
+
+
+def test_hide_and_show_popular_interests(staff_client, settings):
+    settings.POPULAR_BLOCKLIST = ("NUDES",)
+    url = reverse("admin:matchmaking_popular")
+    hide = reverse("admin:matchmaking_hide_interest")
+    for user, interest in (("u1", "ANIME"), ("u2", "SPAM"), ("u3", "NUDES")):
+        enqueue(user, interest)
+    page = staff_client.get(url).content.decode()
+    assert hidden_rows(page) == ["NUDES"]  # the configured list
+    assert "SPAM" in page.split('id="mm-popular"', 1)[1].split('id="mm-hidden"', 1)[0]
+
+    response = staff_client.post(hide, {"interest": " spam "}, follow=True)
+    assert "SPAM is hidden from popular interests." in response.content.decode()
+    staff_client.post(hide, {"interest": "NUDES", "action": "show"})
+    page = staff_client.get(url).content.decode()
+    assert hidden_rows(page) == ["SPAM"]
+    # Every instance reads the list from Redis: the public ranking follows at once here.
+    ranking = [interest for interest, _ in run(selectors.popularity, 0).ranking]
+    assert ranking == ["ANIME", "NUDES"]
+
+    for bad, message in (("", "No interest was given."), ("A,B", "must not contain a comma")):
+        response = staff_client.post(hide, {"interest": bad}, follow=True)
+        assert message in response.content.decode()
+    assert hidden_rows(staff_client.get(url).content.decode()) == ["SPAM"]
 
 
 def test_discovery_page_renders_whatever_the_selector_reports(staff_client):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from matchmaking import services
+from animochat.redis_client import background_done
+from matchmaking import selectors, services
 from tests.support.sse_client import open_stream
 
 
@@ -74,7 +75,8 @@ async def test_cooldown_ends(aredis, settings):
     assert (await join("b", "X")).partner == "a"
 
 
-async def test_queue_info(aredis, settings):
+async def test_queue_info(aredis, settings, monkeypatch):
+    monkeypatch.setattr(selectors, "POPULARITY_CACHE_SECONDS", 0)
     settings.REMATCH_COOLDOWN = 60
     first = await join("a", "RARE")
     assert (first.waiting, first.estimated_wait_seconds) == (0, None)
@@ -82,12 +84,17 @@ async def test_queue_info(aredis, settings):
     await join("a", "RARE", "OTHER")
     info = await join("b", "RARE")
     assert info.waiting == 1  # a waits in RARE, but the cooldown keeps them apart
-    # Within the 600 s window one other user asked for RARE: one arrival per 600 s.
-    assert info.estimated_wait_seconds == 600
+    await background_done()
+    # Within the 600 s window RARE was asked for 4 times, once of them by b's stream:
+    # three arrivals per 600 s.
+    renewed = await services.renew_lease("b", "t-b", ["RARE"])
+    assert renewed.estimated_wait_seconds == 200
     assert (await join("c", "RARE")).partner == "a"
-    renewed = await services.renew_lease("b", "t-b")
+    await background_done()
+    renewed = await services.renew_lease("b", "t-b", ["RARE"])
     assert renewed.state == "WAITING" and renewed.waiting == 0
-    assert renewed.estimated_wait_seconds == 300  # a and c asked: one per 300 s
+    assert renewed.estimated_wait_seconds == 150  # and c's: one per 150 s
+    assert (await services.renew_lease("b", "t-b")).estimated_wait_seconds is None
     assert (await services.renew_lease("a", "t-a")).state == "GONE"
 
 

@@ -1,4 +1,4 @@
-"""The atomic matcher against a real Redis: rules, fairness, leases, popularity."""
+"""The atomic matcher against a real Redis: rules, fairness, leases."""
 
 from __future__ import annotations
 
@@ -153,23 +153,6 @@ async def test_end_session_for_both(aredis):
     assert set(ended["participants"]) == {"a", "b"}
     assert await session_selectors.get_user_session("a") is None
     assert await session_services.end_user_session("a") is None
-
-
-async def test_popular_interests_top_n_and_window(aredis, settings):
-    for i in range(3):
-        await join(f"g{i}", "GAMING")
-        await services.leave_queues(f"g{i}")
-    await join("m", "MUSIC", "GAMING")
-    await join("m", "MUSIC")  # the same user twice counts once
-    top = await selectors.popular_interests(8)
-    assert top == [{"interest": "GAMING", "count": 4}, {"interest": "MUSIC", "count": 1}]
-    assert await selectors.popular_interests(1) == [{"interest": "GAMING", "count": 4}]
-
-    settings.POPULAR_WINDOW_SECONDS = 1
-    await asyncio.sleep(1.1)
-    await join("late", "ANIME")
-    assert await selectors.popular_interests(8) == [{"interest": "ANIME", "count": 1}]
-    assert await aredis.zrange("popular:index", 0, -1) == ["ANIME"]
 
 
 async def test_the_older_stream_to_replace_is_reported(aredis):

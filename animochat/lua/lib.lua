@@ -179,9 +179,8 @@ local function create_match(user, partner, partner_since, shared, fallback, chat
 end
 
 -- What a waiting user is told: others waiting in their queues (counted exactly up to
--- 100 per queue, the rest by size), and an estimated wait in seconds from how many
--- other users asked for their interests within the popularity window (-1: unknown).
-local function queue_info(user, interests, window_ms, now_ms)
+-- 100 per queue, the rest by size). The estimated wait is the caller's (from popularity).
+local function queue_info(user, interests)
   local others, waiting = {}, 0
   for _, interest in ipairs(interests) do
     local queue = 'interest:' .. interest
@@ -198,16 +197,5 @@ local function queue_info(user, interests, window_ms, now_ms)
       waiting = waiting + size - 1
     end
   end
-  -- The user asked for each of their interests within the window (unless they have
-  -- waited longer than it), so one request per interest is theirs.
-  local arrivals = 0
-  for _, interest in ipairs(interests) do
-    local asked = redis.call('ZCOUNT', 'popular:' .. interest, now_ms - window_ms, '+inf')
-    arrivals = arrivals + math.max(0, asked - 1)
-  end
-  local estimate = -1
-  if arrivals > 0 then
-    estimate = math.ceil(window_ms / 1000 / arrivals)
-  end
-  return {'WAITING', waiting, estimate}
+  return {'WAITING', waiting}
 end

@@ -1,39 +1,38 @@
 -- enqueue_or_match: the whole matchmaking decision for one arriving user, atomically.
 --
--- KEYS: none (see lib.lua for every key touched). Also reads service:maintenance and
--- writes popular:<I> (ZSET user -> ms) and popular:index (ZSET interest -> last ms).
+-- KEYS: none (see lib.lua for every key touched). Also reads service:maintenance.
+-- Popularity is counted by the caller after this call (count_interests.lua).
 -- ARGV[1]  user id
 -- ARGV[2]  stream token that will own the user's lease while they wait
 -- ARGV[3]  lease length (ms)
 -- ARGV[4]  chat id to use if a match is made (unique, made by the caller)
--- ARGV[5]  popularity window (ms)
--- ARGV[6]  session time-to-live (s)
--- ARGV[7]  '1' if the service is in maintenance while service:maintenance is unset
--- ARGV[8]  rematch cooldown (ms, 0: none)
--- ARGV[9]  fallback delay (ms): 0 makes the user matchable with anyone at once; -1: off
--- ARGV[10] N, the number of fallback chat servers; ARGV[11 .. 10+N] the servers
--- ARGV[11+N ..] the user's normalized interests (at least one)
+-- ARGV[5]  session time-to-live (s)
+-- ARGV[6]  '1' if the service is in maintenance while service:maintenance is unset
+-- ARGV[7]  rematch cooldown (ms, 0: none)
+-- ARGV[8]  fallback delay (ms): 0 makes the user matchable with anyone at once; -1: off
+-- ARGV[9]  N, the number of fallback chat servers; ARGV[10 .. 9+N] the servers
+-- ARGV[10+N ..] the user's normalized interests (at least one)
 -- Returns one of:
 --   {'MAINTENANCE'}
 --   {'NO_CHAT_SERVER'}                       nothing was changed
---   {'WAITING', others waiting in the user's queues, estimated wait (s) or -1, previous}
+--   {'WAITING', others waiting in the user's queues, previous}
 --   the reply of create_match (lib.lua), then previous
 -- where previous is the token of an older stream that held the user's place ('' if
 -- none): the caller tells that stream it was replaced.
 
 local maintenance = redis.call('GET', 'service:maintenance')
-if maintenance == '1' or (not maintenance and ARGV[7] == '1') then
+if maintenance == '1' or (not maintenance and ARGV[6] == '1') then
   return {'MAINTENANCE'}
 end
 
 local user, token, lease_ms = ARGV[1], ARGV[2], ARGV[3]
-local chat_id, window_ms, session_ttl = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local cooldown_ms, fallback_after = tonumber(ARGV[8]), tonumber(ARGV[9])
-local n_fallback = tonumber(ARGV[10])
+local chat_id, session_ttl = ARGV[4], ARGV[5]
+local cooldown_ms, fallback_after = tonumber(ARGV[7]), tonumber(ARGV[8])
+local n_fallback = tonumber(ARGV[9])
 
 local fallback_servers = {}
 for i = 1, n_fallback do
-  fallback_servers[i] = ARGV[10 + i]
+  fallback_servers[i] = ARGV[9 + i]
 end
 local servers = chat_servers(fallback_servers)
 if #servers == 0 then
@@ -41,7 +40,7 @@ if #servers == 0 then
 end
 
 local interests = {}
-for i = 11 + n_fallback, #ARGV do
+for i = 10 + n_fallback, #ARGV do
   interests[#interests + 1] = ARGV[i]
 end
 
@@ -51,22 +50,6 @@ local previous = redis.call('GET', 'lease:' .. user) or ''
 
 end_user_session(user)
 leave_queues(user)
-
--- Popularity: entries older than the window are pruned now and then here, always when
--- read (popular_interests.lua), and idle keys expire.
-local prune = occasionally(now)
-for _, interest in ipairs(interests) do
-  local key = 'popular:' .. interest
-  redis.call('ZADD', key, now_ms, user)
-  if prune then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms - window_ms)
-  end
-  redis.call('PEXPIRE', key, window_ms)
-  redis.call('ZADD', 'popular:index', now_ms, interest)
-end
-if prune then
-  redis.call('ZREMRANGEBYSCORE', 'popular:index', '-inf', now_ms - window_ms)
-end
 
 -- Each queue is ordered by enqueue time and a user has the same time in all their
 -- queues, so the oldest of the queues' eligible users is the oldest compatible user.
@@ -113,6 +96,6 @@ if fallback_after == 0 then
   redis.call('ZADD', 'queue:fallback', now, user)
 end
 redis.call('SET', 'lease:' .. user, token, 'PX', lease_ms)
-local reply = queue_info(user, interests, window_ms, now_ms)
+local reply = queue_info(user, interests)
 reply[#reply + 1] = previous
 return reply

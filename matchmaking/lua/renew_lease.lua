@@ -2,10 +2,8 @@
 -- reports what the user is told at each keepalive.
 --
 -- KEYS: none (see lib.lua).
--- ARGV[1] user id, ARGV[2] stream token, ARGV[3] lease length (ms),
--- ARGV[4] popularity window (ms)
--- Returns {'WAITING', others waiting in the user's queues, estimated wait (s) or -1}
---         when renewed;
+-- ARGV[1] user id, ARGV[2] stream token, ARGV[3] lease length (ms)
+-- Returns {'WAITING', others waiting in the user's queues} when renewed;
 --         {'GONE'}  the user holds no lease (matched, cancelled, or the lease lapsed);
 --         {'TAKEN'} another stream holds the lease (this one was replaced).
 
@@ -16,7 +14,4 @@ if owner ~= ARGV[2] then
   return {owner and 'TAKEN' or 'GONE'}
 end
 redis.call('PEXPIRE', lease, ARGV[3])
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return queue_info(user, redis.call('SMEMBERS', 'user_interests:' .. user), tonumber(ARGV[4]),
-                  now_ms)
+return queue_info(user, redis.call('SMEMBERS', 'user_interests:' .. user))
