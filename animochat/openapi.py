@@ -298,7 +298,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/interests/popular": {
                 "get": {
-                    "summary": "Interests asked for most in the recent window, hidden ones left out",
+                    "summary": "Interests asked for most recently, hidden ones left out",
                     "parameters": [
                         {
                             "name": "limit",
