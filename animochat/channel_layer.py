@@ -20,8 +20,10 @@ subscribed again (and kept forever) on reconnect. This subclass:
   through the project's command batches instead of behind the shard's lock: +74 %
   pairs per second over the class it extends (``bench.stream --layer upstream``).
 
-It serves one Redis, the project's (``REDIS_URL``): publishes go through
-:func:`animochat.redis_client.command_batcher`.
+It serves one Redis, the project's (``REDIS_URL``, or the primary Redis Sentinel names):
+publishes go through :func:`animochat.redis_client.command_batcher`, and the subscriber
+connection is made by channels_redis from the same settings (its Sentinel host form
+asks Sentinel for the primary at every reconnect).
 """
 
 from __future__ import annotations

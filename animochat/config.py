@@ -18,6 +18,7 @@ DEFAULT_CHAT_SERVER_URLS = (
     "https://animochat-chat-server-1.onrender.com",
 )
 DEFAULT_REDIS_URL = "redis://localhost:6379"
+DEFAULT_REDIS_MASTER_NAME = "mymaster"  # Sentinel's own example name
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_POPULAR_BLOCKLIST = ("FUBU", "FWB", "FUCK", "FUCK BUDDY", "NUDE", "NUDES", "SOP", "SOC")
 
@@ -34,6 +35,8 @@ class Config:
     port: int
     redis_url: str
     redis_url_explicit: bool
+    redis_sentinels: tuple[tuple[str, int], ...]
+    redis_master_name: str
     discovery_server_url: str
     render_external_url: str
     chat_server_urls: tuple[str, ...]
@@ -154,6 +157,21 @@ def parse_redis_url(value: str) -> str:
     return value
 
 
+def parse_sentinels(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """``REDIS_SENTINELS``: ``host:port`` items, comma separated (``[::1]:26379`` for IPv6)."""
+    sentinels = []
+    for item in env.get("REDIS_SENTINELS", "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.strip().removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"REDIS_SENTINELS must list host:port items, got {item!r}")
+        sentinels.append((host, int(port)))
+    return tuple(sentinels)
+
+
 def parse_database_url(value: str) -> str:
     if not value.startswith(("sqlite:///", "postgres://", "postgresql://")):
         raise ConfigError(f"DATABASE_URL must be sqlite:///<path> or postgresql://…, got {value!r}")
@@ -214,10 +232,15 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
 
     redis_raw = env.get("REDIS_URL", "").strip()
+    sentinels = parse_sentinels(env)
+    if sentinels and redis_raw.startswith("unix://"):
+        raise ConfigError("REDIS_SENTINELS needs a redis:// or rediss:// REDIS_URL, not unix://")
     return Config(
         port=parse_int(env, "PORT", 3000, 1, 65535),
         redis_url=parse_redis_url(redis_raw or DEFAULT_REDIS_URL),
         redis_url_explicit=bool(redis_raw),
+        redis_sentinels=sentinels,
+        redis_master_name=env.get("REDIS_MASTER_NAME", "").strip() or DEFAULT_REDIS_MASTER_NAME,
         discovery_server_url=parse_http_url(
             env.get("DISCOVERY_SERVER_URL", "").strip()
             or "https://animochat-service-discovery.onrender.com/",

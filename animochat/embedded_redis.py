@@ -11,20 +11,43 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 
 import redis
+from redis.sentinel import Sentinel
 
 
-def redis_answers(url: str, timeout: float = 0.5) -> bool:
-    """Whether a Redis server answers PING at ``url``."""
+def answers(connect: Callable[[], redis.Redis]) -> bool:
+    """Whether the client ``connect()`` makes gets an answer to PING."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = connect()
         try:
             return bool(client.ping())
         finally:
             client.close()
     except (redis.RedisError, OSError, ValueError):
         return False
+
+
+def redis_answers(url: str, timeout: float = 0.5) -> bool:
+    """Whether a Redis server answers PING at ``url``."""
+    return answers(
+        lambda: redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    )
+
+
+def sentinel_primary_answers(
+    sentinels: Sequence[tuple[str, int]], master_name: str, redis_url: str, timeout: float = 0.5
+) -> bool:
+    """Whether Sentinel names a primary for ``master_name`` and that primary answers PING."""
+    from animochat.redis_client import sentinel_connection_options
+
+    options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    return answers(
+        lambda: Sentinel(sentinels, sentinel_kwargs=options).master_for(
+            master_name, **options, **sentinel_connection_options(redis_url)
+        )
+    )
 
 
 def free_port() -> int:
@@ -49,8 +72,9 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """A private redis-server on 127.0.0.1, keeping nothing on disk."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, extra_args: Sequence[str] = ()) -> None:
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)
         self.url = f"redis://127.0.0.1:{self.port}"
         self.dir = tempfile.mkdtemp(prefix="animochat-redis-")
         self.process: subprocess.Popen | None = None
@@ -71,6 +95,7 @@ class EmbeddedRedis:
                 self.dir,
                 "--maxclients",
                 "20000",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

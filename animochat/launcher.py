@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from animochat.config import ConfigError, load_config, read_dotenv
-from animochat.embedded_redis import EmbeddedRedis, redis_answers
+from animochat.embedded_redis import EmbeddedRedis, redis_answers, sentinel_primary_answers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY_FILE = BASE_DIR / ".secret_key"
@@ -62,7 +62,17 @@ def prepare_environment() -> tuple[dict[str, str], EmbeddedRedis | None]:
         fail(f"configuration error: {error}")
 
     embedded = None
-    if config.redis_url_explicit:
+    if config.redis_sentinels:
+        sentinels = ",".join(f"{host}:{port}" for host, port in config.redis_sentinels)
+        if not sentinel_primary_answers(
+            config.redis_sentinels, config.redis_master_name, config.redis_url, timeout=2
+        ):
+            fail(
+                f"no reachable Redis primary named {config.redis_master_name!r} from "
+                f"REDIS_SENTINELS={sentinels}. Check REDIS_SENTINELS and REDIS_MASTER_NAME."
+            )
+        say("redis", sentinels=sentinels, master=config.redis_master_name, source="REDIS_SENTINELS")
+    elif config.redis_url_explicit:
         if not redis_answers(config.redis_url, timeout=2):
             fail(
                 f"REDIS_URL={config.redis_url} is not reachable. Start that Redis, fix "

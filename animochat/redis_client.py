@@ -6,6 +6,12 @@ may create several, and a connection pool must never be shared across loops. Lua
 scripts and channel-layer publishes go through a :class:`CommandBatcher` on that
 client's pool. Synchronous code (management commands, the discovery heartbeat) uses a
 plain redis-py client; django-redis serves Django's cache (admin sessions).
+
+With ``REDIS_SENTINELS`` set, every one of them (and the Channels layer, see
+``animochat.settings``) asks Redis Sentinel for the primary of ``REDIS_MASTER_NAME``
+whenever it opens a connection, so after a failover new connections go to the new
+primary without a restart; ``REDIS_URL`` then gives only the database, the credentials
+and TLS (``rediss://``).
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import redis.sentinel
 from django.conf import settings
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -47,6 +55,38 @@ CONNECTION_OPTIONS: dict[str, Any] = {
     "maint_notifications_config": MaintNotificationsConfig(enabled=False),
 }
 
+# Sentinels are asked for the primary at each new connection: a dead one must not hold
+# up the next one for long.
+SENTINEL_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+
+
+def sentinel_connection_options(redis_url: str) -> dict[str, Any]:
+    """What ``REDIS_URL`` still says when Sentinel finds the primary: database,
+    credentials and TLS (its host and port are not used)."""
+    parsed = redis.connection.parse_url(redis_url)
+    options = {key: parsed[key] for key in ("db", "username", "password") if key in parsed}
+    if redis_url.startswith("rediss://"):
+        options["ssl"] = True  # SentinelConnectionPool then makes TLS connections
+    return options
+
+
+class SentinelBlockingConnectionPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """Sentinel's pool, waiting for a free connection as BlockingConnectionPool does
+    (redis-py's SentinelConnectionPool would fail at once past ``max_connections``)."""
+
+
+def async_connection_pool(**options: Any) -> aioredis.ConnectionPool:
+    """A blocking pool on the Redis primary: ``REDIS_URL``'s, or Sentinel's."""
+    if settings.REDIS_SENTINELS:
+        return SentinelBlockingConnectionPool(
+            settings.REDIS_MASTER_NAME,
+            Sentinel(settings.REDIS_SENTINELS, sentinel_kwargs=SENTINEL_OPTIONS),
+            **sentinel_connection_options(settings.REDIS_URL),
+            **options,
+        )
+    return aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, **options)
+
+
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
 )
@@ -63,8 +103,7 @@ def get_redis() -> aioredis.Redis:
         # The retry belongs to the pool: redis-py ignores one given to Redis() beside a
         # pool. Only connection failures are retried, never timeouts, since a timed-out
         # script (the matcher) may have run and must not run twice.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
+        pool = async_connection_pool(
             max_connections=64,
             timeout=2.0,
             retry=Retry(
@@ -128,6 +167,15 @@ async def close_redis() -> None:
 
 def get_sync_redis() -> redis.Redis:
     """A synchronous client decoding replies to ``str``, for commands and threads."""
+    if settings.REDIS_SENTINELS:
+        sentinel = redis.sentinel.Sentinel(
+            settings.REDIS_SENTINELS, sentinel_kwargs=SENTINEL_OPTIONS
+        )
+        return sentinel.master_for(
+            settings.REDIS_MASTER_NAME,
+            **sentinel_connection_options(settings.REDIS_URL),
+            **CONNECTION_OPTIONS,
+        )
     return redis.Redis.from_url(settings.REDIS_URL, **CONNECTION_OPTIONS)
 
 

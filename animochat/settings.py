@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from animochat.config import ConfigError, load_config
+from animochat.redis_client import SENTINEL_OPTIONS, sentinel_connection_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -22,6 +23,8 @@ ALLOWED_HOSTS = list(CONFIG.allowed_hosts)
 
 PORT = CONFIG.port
 REDIS_URL = CONFIG.redis_url
+REDIS_SENTINELS = [list(sentinel) for sentinel in CONFIG.redis_sentinels]
+REDIS_MASTER_NAME = CONFIG.redis_master_name
 DISCOVERY_SERVER_URL = CONFIG.discovery_server_url
 RENDER_EXTERNAL_URL = CONFIG.render_external_url
 CHAT_SERVER_URLS = CONFIG.chat_server_urls
@@ -116,6 +119,20 @@ CACHES = {
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 2},
     }
 }
+if REDIS_SENTINELS:
+    # django-redis' Sentinel client finds the primary named by the URL's host. Given as
+    # a list of one URL it uses the primary only: a session just written is read back
+    # there, never from a replica that may not have it yet.
+    _url = urlsplit(REDIS_URL)
+    _credentials = _url.netloc.rpartition("@")[0]
+    _netloc = f"{_credentials}@{REDIS_MASTER_NAME}" if _credentials else REDIS_MASTER_NAME
+    CACHES["default"]["LOCATION"] = [_url._replace(netloc=_netloc).geturl()]
+    CACHES["default"]["OPTIONS"].update(
+        CLIENT_CLASS="django_redis.client.SentinelClient",
+        CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory",
+        SENTINELS=REDIS_SENTINELS,
+        SENTINEL_KWARGS=SENTINEL_OPTIONS,
+    )
 # Admin log-ins live in the database, cached in Redis for every instance to share.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
@@ -129,6 +146,17 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": f"animochat.db{_REDIS_DB}."},
     }
 }
+if REDIS_SENTINELS:
+    # channels_redis' own Sentinel host form: its subscriber connection asks Sentinel
+    # for the primary at each (re)connect. Publishes use the project's command client.
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+        {
+            "sentinels": REDIS_SENTINELS,
+            "master_name": REDIS_MASTER_NAME,
+            "sentinel_kwargs": SENTINEL_OPTIONS,
+            **sentinel_connection_options(REDIS_URL),
+        }
+    ]
 
 # Django's standard set; `manage.py ensure_admin` applies them too.
 AUTH_PASSWORD_VALIDATORS = [

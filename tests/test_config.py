@@ -43,6 +43,13 @@ def test_good_values():
     assert c.heartbeat_interval == 14.5
 
 
+def test_sentinels():
+    assert config().redis_sentinels == () and config().redis_master_name == "mymaster"
+    c = config(REDIS_SENTINELS=" s1:26379, [::1]:26380,10.0.0.3:5000 ", REDIS_MASTER_NAME="mm")
+    assert c.redis_sentinels == (("s1", 26379), ("::1", 26380), ("10.0.0.3", 5000))
+    assert c.redis_master_name == "mm"
+
+
 def test_empty_chat_server_list_is_allowed():
     assert config(CHAT_SERVER_URLS="").chat_server_urls == ()
 
@@ -65,6 +72,11 @@ def test_empty_chat_server_list_is_allowed():
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"TRUSTED_PROXY_HOPS": "-1"}, "TRUSTED_PROXY_HOPS"),
         ({"TRUSTED_PROXY_HOPS": "one"}, "TRUSTED_PROXY_HOPS"),
+        ({"REDIS_SENTINELS": "sentinel-a"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "a:26379,b:port"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": ":26379"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "a:0"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "a:1", "REDIS_URL": "unix:///tmp/r.sock"}, "REDIS_SENTINELS"),
     ],
 )
 def test_bad_values_name_the_variable(env, names):
