@@ -143,6 +143,8 @@ def request_fields(request) -> dict[str, Any]:
             raise BadRequest("DUPLICATE_FIELD", f"Give the {error} field only once.") from None
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("INVALID_JSON", "The request body is not valid JSON.") from None
+        except RecursionError:  # nested deeper than the parser's stack ("[[[[…")
+            raise BadRequest("INVALID_JSON", "The JSON body is nested too deeply.") from None
         if not isinstance(data, dict):
             raise BadRequest(
                 "INVALID_BODY", 'The JSON body must be an object, e.g. {"userId": "…"}.'

@@ -250,7 +250,7 @@ class RegistryHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # the unread rest would be taken for a request
         try:
             return json.loads(raw), raw
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             return None, raw
 
     def _send(self, status: int, answer: Any) -> None:

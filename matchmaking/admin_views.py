@@ -40,7 +40,7 @@ from sessions_app import services as session_services
 
 from . import selectors, services
 from .models import MANAGE_PERMISSION
-from .validation import MAX_INTEREST_LENGTH, InvalidInput, normalize_interests
+from .validation import MAX_INTEREST_LENGTH, InvalidInput, normalize_interests, parse_number
 
 logger = logging.getLogger("matchmaking.admin")
 
@@ -99,9 +99,13 @@ def window_text(seconds: int) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
+# Pages past the last show the last one; a number beyond this is not worth parsing.
+MAX_PAGE = 10**9
+
+
 def requested_page(request: HttpRequest) -> int:
-    raw = request.GET.get("page", "")
-    return max(1, int(raw)) if raw.isdigit() else 1
+    """The ``?page=`` asked for; anything but a page number shows the first page."""
+    return parse_number(request.GET.get("page", ""), 1, MAX_PAGE) or 1
 
 
 def paginate(request: HttpRequest, rows: Sequence[Any], per_page: int) -> Page:

@@ -37,7 +37,7 @@ from sessions_app import selectors as session_selectors
 
 from . import notifications, services
 from .metrics import record_redis_error
-from .validation import InvalidInput, normalize_interests, validate_user_id
+from .validation import InvalidInput, normalize_interests, parse_number, validate_user_id
 
 logger = logging.getLogger("matchmaking.stream")
 
@@ -400,11 +400,8 @@ class StreamRequest:
 def validate_fallback_after(raw: str | None) -> float | None:
     if raw is None or raw == "":
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= MAX_FALLBACK_AFTER:  # also rejects nan and inf
+    value = parse_number(raw, 0, MAX_FALLBACK_AFTER, fraction=True)
+    if value is None:
         raise InvalidInput(
             "INVALID_FALLBACK_AFTER",
             f"fallbackAfter must be a number of seconds from 0 to {MAX_FALLBACK_AFTER}.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 GLOBAL_CHAT = "GLOBAL_CHAT"
 MAX_USER_ID_LENGTH = 128
 MAX_INTERESTS = 10
@@ -16,6 +18,26 @@ class InvalidInput(ValueError):
         self.code = code
         self.message = message
         self.status = status
+
+
+# ASCII digits only: str.isdigit(), int() and float() also take other scripts' digits,
+# superscripts ("²" passes isdigit() yet int() refuses it), "1_000", " 5 ", "1e3" and
+# "inf", and int() refuses more than 4,300 digits. Bounded lengths keep parsing cheap.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+_DECIMAL_NUMBER = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")
+
+
+def parse_number(
+    raw: object, lo: float, hi: float, *, fraction: bool = False
+) -> int | float | None:
+    """The value of ``raw`` if it is written in ASCII digits (with a decimal part when
+    ``fraction``) and lies within ``[lo, hi]``, else None. Every numeric request
+    parameter goes through here, so each caller only chooses how to refuse."""
+    pattern = _DECIMAL_NUMBER if fraction else _WHOLE_NUMBER
+    if not isinstance(raw, str) or not pattern.fullmatch(raw):
+        return None
+    value = float(raw) if fraction else int(raw)
+    return value if lo <= value <= hi else None
 
 
 def validate_user_id(raw: object) -> str:

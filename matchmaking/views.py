@@ -18,7 +18,7 @@ from animochat.ratelimit import check_rate_limit
 from . import selectors, services
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import render as render_metrics
-from .validation import normalize_interests, validate_user_id
+from .validation import normalize_interests, parse_number, validate_user_id
 
 ACTIVE_MESSAGE = "The matchmaking service is operational."
 POPULAR_DEFAULT_LIMIT = 8
@@ -40,14 +40,11 @@ async def cancel_matchmaking(request: HttpRequest) -> JsonResponse:
 @allow_methods("GET")
 async def popular_interests(request: HttpRequest) -> JsonResponse:
     raw = request.GET.get("limit", "")
-    if raw == "":
-        limit = POPULAR_DEFAULT_LIMIT
-    elif not raw.isdigit() or not 1 <= int(raw) <= POPULAR_MAX_LIMIT:
+    limit = parse_number(raw, 1, POPULAR_MAX_LIMIT) if raw else POPULAR_DEFAULT_LIMIT
+    if limit is None:
         raise BadRequest(
             "INVALID_LIMIT", f"limit must be a whole number from 1 to {POPULAR_MAX_LIMIT}."
         )
-    else:
-        limit = int(raw)
     if await selectors.is_maintenance():
         return JsonResponse(services.MAINTENANCE_BODY, status=503)
     return JsonResponse(await selectors.popular_interests(limit), safe=False)

@@ -13,6 +13,7 @@ import re
 import threading
 import time
 
+import hypothesis
 import pytest
 import redis
 import requests
@@ -20,11 +21,14 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
+from hypothesis import HealthCheck, given
+from hypothesis import strategies as st
 
 from animochat.redis_client import close_redis
 from discovery.selectors import discovery_status
 from matchmaking import selectors, services
 from matchmaking.admin_views import label
+from tests.support.hostile import NUMBER_LIKE
 
 pytestmark = pytest.mark.django_db
 
@@ -208,6 +212,38 @@ def test_a_superuser_may_act(django_user_model, clean_redis):
     confirm = reverse("admin:matchmaking_maintenance_confirm")
     assert admin_client.post(confirm, {"turn": "on"}).status_code == 302
     assert clean_redis.get("service:maintenance") is not None
+
+
+ADMIN_URLS = sorted({url.partition("?")[0] for url in PAGES} | {url for url, _ in WRITES})
+# Every parameter any admin page or form reads.
+ADMIN_PARAMETERS = ["page", "interest", "user", "q", "turn", "next", "user_id", "chat_id"]
+
+
+@pytest.mark.parametrize("url", ADMIN_URLS)
+@hypothesis.settings(
+    max_examples=20,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    params=st.dictionaries(st.sampled_from(ADMIN_PARAMETERS), NUMBER_LIKE, max_size=4),
+    post=st.booleans(),
+)
+def test_every_admin_parameter_takes_any_unicode_without_a_5xx(staff_client, url, params, post):
+    """The test client raises a view's exception, so a 500 fails with its traceback."""
+    response = (staff_client.post if post else staff_client.get)(url, params)
+    assert response.status_code in (200, 302, 405), (url, params, response.status_code)
+
+
+def test_a_page_number_in_other_digits_shows_the_first_page(staff_client):
+    for interest in ("A", "B"):
+        enqueue(f"user-{interest}", interest)
+    for page in ("\u00b2", "\u0661", "\uff12", "9" * 5000, "-1", "0"):
+        response = staff_client.get(reverse("admin:matchmaking_queues"), {"page": page})
+        assert response.status_code == 200, page
+        rows = table_rows(response.content.decode(), "mm-queues")
+        assert [re.sub("<[^>]*>", "", row) for row in rows] == ["A", "B"], page
 
 
 def test_admin_index_has_a_matchmaking_section(staff_client):

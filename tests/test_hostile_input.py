@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from animochat.errors import ERROR_CODES
 from animochat.http import BadRequest, request_fields
+from animochat.openapi import openapi_document
 from matchmaking.consumers import MatchmakingStreamConsumer
 from matchmaking.validation import (
     GLOBAL_CHAT,
@@ -30,8 +31,10 @@ from matchmaking.validation import (
     MAX_USER_ID_LENGTH,
     InvalidInput,
     normalize_interests,
+    parse_number,
     validate_user_id,
 )
+from tests.support.hostile import NUMBER_LIKE
 
 # Deterministic, so CI never meets an example a developer's run did not.
 PROPERTIES = settings(max_examples=400, derandomize=True, deadline=None)
@@ -41,6 +44,7 @@ LIVE = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+LIVE_WIDE = settings(LIVE, max_examples=100)
 QUICK = 2.0  # seconds: "refused quickly", generously
 
 JSON_VALUES = st.recursive(
@@ -56,6 +60,25 @@ INTEREST_TEXT = st.text(
 
 
 # -- properties of the validation code ----------------------------------------------
+
+
+ASCII_DIGITS = frozenset(string.digits)
+
+
+def ascii_digits(text: str, most: int) -> bool:
+    return 1 <= len(text) <= most and set(text) <= ASCII_DIGITS
+
+
+@PROPERTIES
+@given(NUMBER_LIKE | st.integers(0, 10**20).map(str) | st.floats(0, 1000).map(str), st.booleans())
+def test_numbers_are_ascii_digits_within_bounds_or_nothing(raw, fraction):
+    value = parse_number(raw, 1, 600, fraction=fraction)
+    whole, dot, decimals = raw.partition(".")
+    written = ascii_digits(whole, 18) and (not dot or (fraction and ascii_digits(decimals, 9)))
+    if written and 1 <= float(raw) <= 600:
+        assert value == (float(raw) if fraction else int(raw))
+    else:
+        assert value is None
 
 
 @PROPERTIES
@@ -227,6 +250,89 @@ def test_stream_fuzz_never_answers_5xx(daphne, params):
             assert event["state"] == "ERROR" and event["message"]
     finally:
         response.close()
+
+
+def documented_operations() -> list[tuple[str, str, list[str]]]:
+    """``(method, path, parameter names)`` of every operation of /openapi.json: its
+    query and path parameters, its body's fields, and ``token`` (read everywhere)."""
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+    operations = []
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            names = {parameter["name"] for parameter in operation.get("parameters", [])}
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                schema = content["schema"]
+                if "$ref" in schema:
+                    schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+                names.update(schema.get("properties", {}))
+            operations.append((method.upper(), path, sorted(names | {"token"})))
+    return operations
+
+
+OPERATIONS = documented_operations()
+
+
+def send_fuzzed(base_url: str, method: str, path: str, values: dict[str, str], in_body: bool):
+    """One request with ``values`` as its parameters: path parameters in the path, the
+    rest in the query string, or (``in_body``) in a JSON body for a POST."""
+    for name in list(values):
+        if "{" + name + "}" in path:
+            value = values.pop(name) or "x"
+            path = path.replace("{" + name + "}", requests.utils.quote(value, safe=""))
+    kwargs = {"json": values} if in_body and method == "POST" else {"params": values}
+    return requests.request(method, base_url + path, stream=True, timeout=10, **kwargs)
+
+
+@pytest.mark.parametrize(("method", "path", "names"), OPERATIONS, ids=lambda v: str(v))
+@LIVE_WIDE
+@given(data=st.data())
+def test_every_parameter_of_every_endpoint_takes_any_unicode_without_a_5xx(
+    daphne, method, path, names, data
+):
+    """Full Unicode (every script's digits, controls, NUL, bidi marks, emoji) in every
+    documented parameter, plus an undocumented one, in the query string or the body."""
+    values = data.draw(
+        st.dictionaries(st.sampled_from([*names, "x\u00b2"]), NUMBER_LIKE, max_size=len(names) + 1)
+    )
+    response = send_fuzzed(daphne.url, method, path, values, data.draw(st.booleans()))
+    try:
+        assert response.status_code < 500 or (
+            path in ("/interests/popular", "/maintenance") and response.status_code == 503
+        ), (method, path, values, response.status_code)
+        if response.status_code >= 400:
+            assert "Traceback" not in response.text
+            if path != "/matchmaking":
+                assert response.json()["message"]
+    finally:
+        response.close()
+
+
+def test_numeric_parameters_take_ascii_digits_only(daphne):
+    for limit in ("\u00b2", "\u0661", "\uff15", "1_0", " 5", "5 ", "+5", "1e1", "9" * 5000):
+        response = requests.get(daphne.url + "/interests/popular", params={"limit": limit})
+        assert_refused(response, 400)
+        assert response.json()["code"] == "INVALID_LIMIT", limit
+    assert requests.get(daphne.url + "/interests/popular?limit=50").status_code == 200
+    for fallback in ("\u00b2", "\u0661\u0660", "1e2", "1_0", "0x1", " 5", ".5", "9" * 5000):
+        response = requests.get(
+            daphne.url + "/matchmaking",
+            params={"userId": "n", "fallbackAfter": fallback},
+            stream=True,
+            timeout=5,
+        )
+        assert_refused(response, 400)
+        assert "INVALID_FALLBACK_AFTER" in response.text, fallback
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_deeply_nested_json_is_refused_as_invalid_json(daphne, opening):
+    body = opening * (60 * 1024 // len(opening))
+    for path in POST_PATHS:
+        response = requests.post(daphne.url + path, data=body, headers=JSON_HEADERS, timeout=10)
+        assert_refused(response, 400)
+        assert response.json()["code"] == "INVALID_JSON", path
+    assert "Traceback" not in daphne.log()
 
 
 # -- oversized, odd, repeated and misdirected requests ------------------------------
