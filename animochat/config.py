@@ -55,6 +55,8 @@ class Config:
     rematch_cooldown: int
     rate_limit_per_minute: int
     trusted_proxy_hops: int
+    sse_retry_ms: int
+    default_fallback_after: float | None
     auth_jwt_secret: str
     log_level: str
 
@@ -265,6 +267,13 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
         rematch_cooldown=parse_int(env, "REMATCH_COOLDOWN", 60, 0, 86400),
         rate_limit_per_minute=parse_int(env, "RATE_LIMIT_PER_MINUTE", 300, 0, 1_000_000),
         trusted_proxy_hops=parse_int(env, "TRUSTED_PROXY_HOPS", 0, 0, 16),
+        sse_retry_ms=parse_int(env, "SSE_RETRY_MS", 3000, 100, 3_600_000),
+        # Unset: streams without fallbackAfter match by interest only.
+        default_fallback_after=(
+            parse_float(env, "DEFAULT_FALLBACK_AFTER", 0.0, 0, 600)
+            if env.get("DEFAULT_FALLBACK_AFTER", "").strip()
+            else None
+        ),
         auth_jwt_secret=env.get("AUTH_JWT_SECRET", "").strip(),
         log_level=log_level,
     )

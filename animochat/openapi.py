@@ -109,10 +109,21 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Find a match or wait (Server-Sent Events)",
                     "description": (
-                        "Streams `data: <json>` events: WAITING, then MATCHED (the stream "
-                        "ends); MAINTENANCE (503); ERROR with a code (400 bad input, 503 no "
-                        "chat server or storage down); REPLACED or CANCELLED when another "
-                        "stream or a cancel takes over. `: keepalive` comments while waiting."
+                        "Every stream starts with `retry: <SSE_RETRY_MS>`, then streams "
+                        "`data: <json>` events: WAITING, then MATCHED (the stream ends); "
+                        "MAINTENANCE (503); ERROR with a code (400 bad input, 503 no chat "
+                        "server or storage down); REPLACED or CANCELLED when another stream "
+                        "or a cancel takes over. `: keepalive` comments while waiting.\n\n"
+                        "Terminal events carry an `id:`: MATCHED the chat id; CANCELLED, "
+                        "REPLACED and MAINTENANCE `<kind>-<token>-<signature>`. EventSource "
+                        "sends it back as `Last-Event-ID` when it reconnects by itself; such "
+                        "a request never queues the user or touches their session: the "
+                        "current chat id gets the same MATCHED again (200), an ended stream "
+                        "of this user or a chat that is no longer theirs gets 204 (EventSource "
+                        "stops), anything else 400 INVALID_LAST_EVENT_ID.\n\n"
+                        "No interests means GLOBAL_CHAT (random chat): such a user is matched "
+                        "at once with other random-chat users and with users past their "
+                        "fallbackAfter, oldest first."
                     ),
                     "parameters": [
                         {
@@ -144,7 +155,7 @@ def openapi_document() -> dict[str, Any]:
                             "description": "Seconds without an interest match after which the "
                             "user may also be matched with anyone else past their own fallback "
                             "(MATCHED then has `fallback: true` and an empty `interest`). "
-                            "Off when absent.",
+                            "When absent: DEFAULT_FALLBACK_AFTER (off by default).",
                             "schema": {"type": "number", "minimum": 0, "maximum": 600},
                         },
                         {
@@ -153,6 +164,14 @@ def openapi_document() -> dict[str, Any]:
                             "required": False,
                             "description": "JWT when AUTH_JWT_SECRET is set (EventSource "
                             "cannot send an Authorization header).",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "required": False,
+                            "description": "Sent by EventSource when it reconnects: the id "
+                            "of the terminal event that ended its previous stream.",
                             "schema": {"type": "string"},
                         },
                     ],
@@ -164,6 +183,10 @@ def openapi_document() -> dict[str, Any]:
                                     "schema": {"$ref": "#/components/schemas/StreamEvent"}
                                 }
                             },
+                        },
+                        "204": {
+                            "description": "Last-Event-ID names an ended stream of this "
+                            "user, or a chat that is no longer theirs: nothing to resume."
                         },
                         "400": {
                             "description": "ERROR event: invalid input.",

@@ -40,6 +40,8 @@ REMATCH_COOLDOWN = CONFIG.rematch_cooldown
 RATE_LIMIT_PER_MINUTE = CONFIG.rate_limit_per_minute
 # Proxies in front of the service that append to X-Forwarded-For (animochat/clientaddr.py).
 TRUSTED_PROXY_HOPS = CONFIG.trusted_proxy_hops
+SSE_RETRY_MS = CONFIG.sse_retry_ms
+DEFAULT_FALLBACK_AFTER = CONFIG.default_fallback_after
 AUTH_JWT_SECRET = CONFIG.auth_jwt_secret
 
 SERVICE_NAME = "matchmaking-server"

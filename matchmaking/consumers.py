@@ -35,7 +35,7 @@ from animochat.logging import log_event
 from animochat.ratelimit import RateLimited, check_rate_limit
 from sessions_app import selectors as session_selectors
 
-from . import notifications, services
+from . import notifications, services, stream_ids
 from .metrics import record_redis_error
 from .validation import InvalidInput, normalize_interests, parse_number, validate_user_id
 
@@ -51,8 +51,10 @@ SSE_HEADERS = {
 KEEPALIVE_COMMENT = b": keepalive\n\n"
 
 
-def sse_event(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+def sse_event(payload: dict[str, Any], event_id: str = "") -> bytes:
+    """One event; ``event_id`` (terminal events only) comes back as ``Last-Event-ID``."""
+    data = b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    return b"id: " + event_id.encode() + b"\n" + data if event_id else data
 
 
 class StreamClosed(Exception):
@@ -78,7 +80,10 @@ class MatchmakingStreamConsumer:
         }
         self.origin = self.headers.get("origin")
         self.token = uuid.uuid4().hex
+        self.user_id = ""  # once the request is read
         self.started = False
+        # The reconnection delay EventSource is told, sent before the first event.
+        self.preamble = f"retry: {settings.SSE_RETRY_MS}\n\n".encode()
         self.channel = ""
         self.listener: asyncio.Future | None = None  # the pending layer.receive()
         self.interests: list[str] = []  # the user's, for the estimated wait
@@ -97,16 +102,34 @@ class MatchmakingStreamConsumer:
         self.started = True
 
     async def write(self, body: bytes, more: bool = True) -> None:
+        body, self.preamble = self.preamble + body, b""
         try:
             await self.send({"type": "http.response.body", "body": body, "more_body": more})
         except (OSError, RuntimeError) as error:  # Daphne: connection already closed
             raise StreamClosed from error
 
-    async def reply(self, status: int, payload: dict[str, Any], **headers: str) -> None:
+    async def reply(
+        self, status: int, payload: dict[str, Any], event_id: str = "", **headers: str
+    ) -> None:
         """Answer with a single event and end the stream."""
         if not self.started:
             await self.start(status, headers)
-        await self.write(sse_event(payload), more=False)
+        await self.write(sse_event(payload, event_id), more=False)
+
+    async def no_content(self) -> None:
+        """204: what makes an EventSource stop reconnecting."""
+        headers = {"Cache-Control": "no-cache", **cors_headers(self.origin)}
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 204,
+                "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+            }
+        )
+        await self.send({"type": "http.response.body", "body": b""})
+
+    def ended_id(self, kind: str) -> str:
+        return stream_ids.ended_stream_id(self.user_id, kind, self.token)
 
     async def reject(self, status: int, code: str, message: str, **headers: str) -> None:
         await self.reply(status, {"state": "ERROR", "code": code, "message": message}, **headers)
@@ -156,6 +179,12 @@ class MatchmakingStreamConsumer:
         except (RedisError, OSError):
             await self.reject(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE)
             return
+        self.user_id = request.user_id
+        last_event_id = self.headers.get("last-event-id", "").strip()
+        if last_event_id:  # EventSource reconnecting after a terminal event
+            with contextlib.suppress(StreamClosed):
+                await self.resume(request.user_id, last_event_id)
+            return
         MatchmakingStreamConsumer.open_streams += 1
         try:
             await self.match_or_wait(request)
@@ -163,6 +192,28 @@ class MatchmakingStreamConsumer:
             pass
         finally:
             MatchmakingStreamConsumer.open_streams -= 1
+
+    async def resume(self, user_id: str, last_event_id: str) -> None:
+        """Answer a reconnect without queuing the user or touching their session."""
+        try:
+            session = await session_selectors.get_user_session(user_id)
+        except (RedisError, OSError):
+            await self.reject(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE)
+            return
+        if session and session["chatId"] == last_event_id:
+            log_event(logger, "resumed", user=user_id, chatId=last_event_id)
+            await self.reply(200, session_matched_event(session, user_id), last_event_id)
+        elif stream_ids.is_chat_id(last_event_id) or stream_ids.names_ended_stream(
+            user_id, last_event_id
+        ):
+            log_event(logger, "reconnect_refused", user=user_id, lastEventId=last_event_id)
+            await self.no_content()
+        else:
+            await self.reject(
+                400,
+                "INVALID_LAST_EVENT_ID",
+                "Last-Event-ID names no stream of this user; open a new EventSource.",
+            )
 
     def parse_query(self) -> StreamRequest:
         raw = self.scope.get("query_string", b"")
@@ -213,7 +264,11 @@ class MatchmakingStreamConsumer:
                 await self.on_matched_here(user_id, result, started)
                 return
             if result.state == services.MAINTENANCE_STATE:
-                await self.reply(503, services.MAINTENANCE_BODY)
+                await self.reply(
+                    503,
+                    services.MAINTENANCE_BODY,
+                    self.ended_id(stream_ids.MAINTENANCE),
+                )
                 return
             if result.state == services.NO_CHAT_SERVER_STATE:
                 await self.reject(503, "NO_CHAT_SERVER", NO_CHAT_SERVER_MESSAGE)
@@ -279,7 +334,7 @@ class MatchmakingStreamConsumer:
             partnerWaitedMs=result.partner_waited_ms,
             ms=elapsed_ms(started),
         )
-        await self.reply(200, {**event, "matchedUserId": result.partner})
+        await self.reply(200, {**event, "matchedUserId": result.partner}, result.chat_id)
 
     async def leave(self, user_id: str, outcome: str, started: float) -> None:
         removed = await services.leave_queues(user_id, self.token)
@@ -337,19 +392,24 @@ class MatchmakingStreamConsumer:
         """Act on a Channels-layer message; return an outcome if the stream ends."""
         kind = message.get("type")
         if kind == notifications.MATCH_FOUND and message.get("token") == self.token:
-            await self.write(sse_event(message["event"]), more=False)
+            event = message["event"]
+            await self.write(sse_event(event, event["chatId"]), more=False)
             return "matched"
         if kind == notifications.STREAM_REPLACED and message.get("token") != self.token:
-            await self.write(sse_event(REPLACED_EVENT), more=False)
+            await self.end_with(REPLACED_EVENT, stream_ids.REPLACED)
             return "replaced"
         if kind == notifications.STREAM_CANCELLED:
-            await self.write(sse_event(CANCELLED_EVENT), more=False)
+            await self.end_with(CANCELLED_EVENT, stream_ids.CANCELLED)
             return "cancelled"
         if kind == notifications.SERVICE_MAINTENANCE:
             event = {**services.MAINTENANCE_BODY, "message": message.get("message", "")}
-            await self.write(sse_event(event), more=False)
+            await self.end_with(event, stream_ids.MAINTENANCE)
             return "maintenance"
         return None
+
+    async def end_with(self, event: dict[str, Any], kind: str) -> None:
+        """End the stream with ``event``, whose id makes a reconnect get 204."""
+        await self.write(sse_event(event, self.ended_id(kind)), more=False)
 
     async def on_keepalive(self, user_id: str) -> str | None:
         lease = await services.renew_lease(user_id, self.token, self.interests)
@@ -357,26 +417,15 @@ class MatchmakingStreamConsumer:
             await self.write(KEEPALIVE_COMMENT + sse_event(waiting_event(lease)))
             return None
         if lease.state == services.TAKEN_STATE:
-            await self.write(sse_event(REPLACED_EVENT), more=False)
+            await self.end_with(REPLACED_EVENT, stream_ids.REPLACED)
             return "replaced"
         # No lease: matched while the notification was lost, or the place is gone. The
         # matcher ended any older session when this stream queued, so a session now is
         # this stream's match.
         session = await session_selectors.get_user_session(user_id)
         if session:
-            partner = next((p for p in session["participants"] if p != user_id), "")
-            await self.write(
-                sse_event(
-                    {
-                        "state": "MATCHED",
-                        "matchedUserId": partner,
-                        "interest": session.get("interest", ""),
-                        "chatId": session["chatId"],
-                        "chatServerUrl": session["serverUrl"],
-                    }
-                ),
-                more=False,
-            )
+            event = session_matched_event(session, user_id)
+            await self.write(sse_event(event, session["chatId"]), more=False)
             return "matched"
         # A cancel takes the place away just before it tells this stream: let its
         # message arrive (it may have already) rather than report a loss the user did
@@ -394,12 +443,13 @@ class StreamRequest:
     user_id: str
     interests: list[str]
     token: str  # JWT from ?token=, for EventSource clients that cannot send headers
-    fallback_after: float | None  # seconds; None: interest matches only
+    # seconds (DEFAULT_FALLBACK_AFTER when not given); None: interest matches only
+    fallback_after: float | None
 
 
 def validate_fallback_after(raw: str | None) -> float | None:
     if raw is None or raw == "":
-        return None
+        return settings.DEFAULT_FALLBACK_AFTER
     value = parse_number(raw, 0, MAX_FALLBACK_AFTER, fraction=True)
     if value is None:
         raise InvalidInput(
@@ -425,6 +475,18 @@ def matched_event(result: services.MatchResult) -> dict[str, Any]:
         "chatId": result.chat_id,
         "chatServerUrl": result.chat_server_url,
         **({"fallback": True} if result.fallback else {}),
+    }
+
+
+def session_matched_event(session: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """The ``MATCHED`` event of ``user_id`` rebuilt from their stored session."""
+    return {
+        "state": "MATCHED",
+        "matchedUserId": next((p for p in session["participants"] if p != user_id), ""),
+        "interest": session.get("interest", ""),
+        "chatId": session["chatId"],
+        "chatServerUrl": session["serverUrl"],
+        **({"fallback": True} if session.get("fallback") else {}),
     }
 
 

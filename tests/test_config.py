@@ -24,6 +24,7 @@ def test_defaults():
     assert c.keepalive_seconds == 15 and c.lease_seconds == 30
     assert c.heartbeat_interval == 5
     assert c.cors_allowed_origins == ("*",)
+    assert c.sse_retry_ms == 3000 and c.default_fallback_after is None
 
 
 def test_good_values():
@@ -35,12 +36,16 @@ def test_good_values():
         CHAT_SERVER_URLS="https://a.example/, http://b.example",
         RENDER_EXTERNAL_URL="https://mm.example.com/",
         HEARTBEAT_INTERVAL="14.5",
+        SSE_RETRY_MS="500",
+        DEFAULT_FALLBACK_AFTER="2.5",
     )
     assert c.port == 8080 and c.redis_url_explicit and c.debug and c.maintenance_mode
     assert c.chat_server_urls == ("https://a.example", "http://b.example")
     assert c.render_external_url == "https://mm.example.com"
     assert "mm.example.com" in c.allowed_hosts
     assert c.heartbeat_interval == 14.5
+    assert c.sse_retry_ms == 500 and c.default_fallback_after == 2.5
+    assert config(DEFAULT_FALLBACK_AFTER="0").default_fallback_after == 0
 
 
 def test_sentinels():
@@ -58,6 +63,9 @@ def test_empty_chat_server_list_is_allowed():
     ("env", "names"),
     [
         ({"PORT": "abc"}, "PORT"),
+        ({"SSE_RETRY_MS": "10"}, "SSE_RETRY_MS"),
+        ({"DEFAULT_FALLBACK_AFTER": "601"}, "DEFAULT_FALLBACK_AFTER"),
+        ({"DEFAULT_FALLBACK_AFTER": "soon"}, "DEFAULT_FALLBACK_AFTER"),
         ({"PORT": "70000"}, "PORT"),
         ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL"),
         ({"REDIS_URL": "redis://localhost:notaport"}, "REDIS_URL"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from animochat.redis_client import background_done
 from matchmaking import selectors, services
@@ -141,3 +142,62 @@ async def test_stream_no_instant_rematch(daphne_factory):
     assert (await a.next_change())["matchedUserId"] == "rc"
     for stream in (a, b, c):
         await stream.close()
+
+
+# -- random chat: no interests means anyone will do ----------------------------------
+
+
+async def test_random_chat_user_meets_a_user_past_their_fallback(aredis):
+    assert (await join("i", "CHESS", fallback_after=0)).state == "WAITING"
+    result = await join("r", "GLOBAL_CHAT")
+    assert result.state == "MATCHED" and result.partner == "i"
+    assert result.fallback and result.interest == ""
+    assert await aredis.zcard("queue:waiting") == 0
+
+
+async def test_waiting_random_chat_user_is_met_by_anyone_who_accepts_anyone(aredis):
+    assert (await join("r", "GLOBAL_CHAT")).state == "WAITING"
+    assert await aredis.zrange("queue:fallback", 0, -1) == ["r"]
+    assert (await join("x", "OPERA")).state == "WAITING"  # not past its fallback: apart
+    result = await join("y", "KNITTING", fallback_after=0)
+    assert result.partner == "r" and result.fallback and result.interest == ""
+    assert (await join("r2", "GLOBAL_CHAT")).state == "WAITING"
+    later = await services.enter_fallback("x", "t-x")  # x's fallback time comes
+    assert later.partner == "r2" and later.fallback and later.interest == ""
+
+
+async def test_two_random_chat_users_share_global_chat(aredis):
+    await join("r1", "GLOBAL_CHAT")
+    result = await join("r2", "GLOBAL_CHAT")
+    assert result.partner == "r1" and not result.fallback and result.interest == "GLOBAL_CHAT"
+
+
+async def test_random_chat_takes_the_oldest_who_accepts_anyone(aredis, settings):
+    settings.REMATCH_COOLDOWN = 60
+    await join("a", "X", fallback_after=0)
+    await join("b", "Y", fallback_after=0)  # a and b chat, then both wait, kept apart
+    await join("a", "X", fallback_after=0)
+    await join("b", "Y", fallback_after=0)
+    assert await aredis.zrange("queue:fallback", 0, -1) == ["a", "b"]
+    assert (await join("r", "GLOBAL_CHAT")).partner == "a"
+    assert (await join("s", "GLOBAL_CHAT")).partner == "b"
+
+
+async def test_default_fallback_after_lets_an_interest_user_meet_a_random_chat_user(
+    daphne_factory,
+):
+    server = daphne_factory(DEFAULT_FALLBACK_AFTER="2")
+    interest_user = await open_stream(server.url, params={"userId": "di", "interests": "ZETA"})
+    assert (await interest_user.next_event())["state"] == "WAITING"
+    arrived = time.monotonic()
+    random_user = await open_stream(server.url, params={"userId": "dr"})
+    assert (await random_user.next_event())["state"] == "WAITING"
+    got_interest, got_random = await asyncio.gather(
+        interest_user.next_change(timeout=15), random_user.next_change(timeout=15)
+    )
+    waited = time.monotonic() - arrived
+    assert 1.5 <= waited < 10, waited
+    assert got_interest["matchedUserId"] == "dr" and got_random["matchedUserId"] == "di"
+    for event in (got_interest, got_random):
+        assert event["state"] == "MATCHED" and event["fallback"] is True
+        assert event["interest"] == ""

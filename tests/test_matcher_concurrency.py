@@ -53,10 +53,13 @@ def check_consistency(
     """Every match symmetric and stored, nobody twice, and nobody left who could match.
 
     ``kept_apart`` holds pairs the rematch cooldown forbids; users with
-    ``fallbackAfter == 0`` may also be paired with anyone else who has it.
+    ``fallbackAfter == 0`` and random-chat users (no interests) may also be paired
+    with anyone else who is one of them.
     """
     interests = {u["id"]: set(u["interests"]) for u in users}
-    anyone = {u["id"] for u in users if u.get("fallbackAfter") == 0}
+    anyone = {
+        u["id"] for u in users if u.get("fallbackAfter") == 0 or u["interests"] == ["GLOBAL_CHAT"]
+    }
     by_user = {r["user"]: r for r in results}
     assert len(by_user) == len(users) == len(results)
 
@@ -112,6 +115,8 @@ def test_burst_with_cooldown_and_fallback_is_consistent(tmp_path, clean_redis):
     users = make_users(seed=8)
     for user in users[::3]:
         user["fallbackAfter"] = 0
+    for user in users[1::7]:
+        user["interests"] = ["GLOBAL_CHAT"]
     env = {"LEASE_SECONDS": "120", "REMATCH_COOLDOWN": "600"}
     first = check_consistency(users, run_workers(tmp_path, users, env), clean_redis)
     assert first["pairs"] >= 900

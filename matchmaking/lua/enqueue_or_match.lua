@@ -9,7 +9,8 @@
 -- ARGV[5]  session time-to-live (s)
 -- ARGV[6]  '1' if the service is in maintenance while service:maintenance is unset
 -- ARGV[7]  rematch cooldown (ms, 0: none)
--- ARGV[8]  fallback delay (ms): 0 makes the user matchable with anyone at once; -1: off
+-- ARGV[8]  fallback delay (ms): 0 makes the user matchable with anyone at once; -1: off.
+--          A random-chat user (interests exactly GLOBAL_CHAT) always has 0.
 -- ARGV[9]  N, the number of fallback chat servers; ARGV[10 .. 9+N] the servers
 -- ARGV[10+N ..] the user's normalized interests (at least one)
 -- Returns one of:
@@ -43,6 +44,12 @@ local interests = {}
 for i = 10 + n_fallback, #ARGV do
   interests[#interests + 1] = ARGV[i]
 end
+-- Random chat: a user who gave no interests accepts anyone, so they wait in
+-- queue:fallback too and meet other random-chat users and users past their fallback.
+local random_chat = #interests == 1 and interests[1] == 'GLOBAL_CHAT'
+if random_chat then
+  fallback_after = 0
+end
 
 local now = now_us()
 local now_ms = math.floor(now / 1000)
@@ -62,6 +69,15 @@ for _, interest in ipairs(interests) do
   end
 end
 
+-- Anyone who accepts anyone: only when no interest matches, except for a random-chat
+-- user, to whom every partner is equal and the oldest comes first.
+if fallback_after == 0 and (partner == nil or random_chat) then
+  local anyone, since = oldest_eligible('queue:fallback', user, now_ms, cooldown_ms)
+  if anyone and (partner == nil or since < partner_since) then
+    partner, partner_since = anyone, since
+  end
+end
+
 if partner then
   local partner_interests = 'user_interests:' .. partner
   local shared = {}
@@ -70,20 +86,11 @@ if partner then
       shared[#shared + 1] = interest
     end
   end
-  local reply = create_match(user, partner, partner_since, shared, false, chat_id, servers,
-                             now, session_ttl, cooldown_ms)
+  -- No shared interest (GLOBAL_CHAT counts for two random-chat users): a fallback match.
+  local reply = create_match(user, partner, partner_since, shared, #shared == 0, chat_id,
+                             servers, now, session_ttl, cooldown_ms)
   reply[#reply + 1] = previous
   return reply
-end
-
-if fallback_after == 0 then
-  local anyone, since = oldest_eligible('queue:fallback', user, now_ms, cooldown_ms)
-  if anyone then
-    local reply = create_match(user, anyone, since, {}, true, chat_id, servers, now,
-                               session_ttl, cooldown_ms)
-    reply[#reply + 1] = previous
-    return reply
-  end
 end
 
 for _, interest in ipairs(interests) do

@@ -17,6 +17,9 @@ class SSEStream:
         self.status = 0
         self.headers: dict[str, str] = {}
         self.comments: list[str] = []
+        self.retry: int | None = None  # the last ``retry:`` field
+        self.last_event_id = ""  # as EventSource keeps it: events without an id keep it
+        self.event_ids: list[str] = []  # the ``id:`` of each event returned ('' if none)
 
     async def read_head(self) -> None:
         status_line = await self.reader.readline()
@@ -45,6 +48,7 @@ class SSEStream:
 
     async def _next_event(self) -> dict | None:
         data: list[str] = []
+        event_id = ""
         while True:
             raw = await self.reader.readline()
             if not raw:
@@ -54,7 +58,13 @@ class SSEStream:
                 self.comments.append(line[1:].strip())
             elif line.startswith("data:"):
                 data.append(line[5:].strip())
+            elif line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("retry:"):
+                self.retry = int(line[6:].strip())
             elif line == "" and data:
+                self.event_ids.append(event_id)
+                self.last_event_id = event_id or self.last_event_id
                 return json.loads("\n".join(data))
 
     async def events_until_closed(self, timeout: float = 5.0) -> list[dict]:
