@@ -8,6 +8,7 @@ clear line instead of a traceback deep inside Django or Daphne.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class Config:
     discovery_server_url: str
     render_external_url: str
     chat_server_urls: tuple[str, ...]
+    chat_server_allowed_hosts: tuple[str, ...]
     maintenance_mode: bool
     debug: bool
     secret_key: str
@@ -142,6 +144,20 @@ def parse_interest_list(
     return tuple(
         dict.fromkeys(item.strip().upper() for item in env[name].split(",") if item.strip())
     )
+
+
+_HOST_PATTERN = re.compile(r"\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def parse_host_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma list of host names; a leading dot also matches every subdomain."""
+    hosts = [item.strip().lower() for item in env.get(name, "").split(",") if item.strip()]
+    for host in hosts:
+        if not _HOST_PATTERN.fullmatch(host):
+            raise ConfigError(
+                f"{name} must list host names (like chat.example.com or .example.com), got {host!r}"
+            )
+    return tuple(hosts)
 
 
 def parse_redis_url(value: str) -> str:
@@ -250,6 +266,7 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
         ),
         render_external_url=render_url,
         chat_server_urls=parse_url_list(env, "CHAT_SERVER_URLS", DEFAULT_CHAT_SERVER_URLS),
+        chat_server_allowed_hosts=parse_host_list(env, "CHAT_SERVER_ALLOWED_HOSTS"),
         maintenance_mode=parse_bool(env, "MAINTENANCE_MODE", False),
         debug=debug,
         secret_key=secret_key,

@@ -28,6 +28,7 @@ REDIS_MASTER_NAME = CONFIG.redis_master_name
 DISCOVERY_SERVER_URL = CONFIG.discovery_server_url
 RENDER_EXTERNAL_URL = CONFIG.render_external_url
 CHAT_SERVER_URLS = CONFIG.chat_server_urls
+CHAT_SERVER_ALLOWED_HOSTS = CONFIG.chat_server_allowed_hosts
 MAINTENANCE_MODE = CONFIG.maintenance_mode
 CORS_ALLOWED_ORIGINS = CONFIG.cors_allowed_origins
 KEEPALIVE_SECONDS = CONFIG.keepalive_seconds

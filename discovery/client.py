@@ -1,10 +1,16 @@
-"""A client for the AnimoChat Service Discovery protocol (SPEC §5), over ``requests``.
+"""A client for the AnimoChat Service Discovery protocol, over ``requests``.
 
 Every call has a timeout and a cap on the answer's size and total duration, and every
 way the registry can misbehave (refused connections, timeouts, error pages, HTML,
-garbage JSON, wrong shapes) surfaces as one exception, :class:`DiscoveryError`, so the
-heartbeat can log it and carry on. A definite "none running" answer (a JSON 404 from
-the discovery endpoints) is not an error: it is an empty list.
+garbage JSON, wrong shapes, redirects) surfaces as one exception,
+:class:`DiscoveryError`, so the heartbeat can log it and carry on. A definite "none
+running" answer (a JSON 404 from the discovery endpoints) is not an error: it is an
+empty list.
+
+Redirects are never followed: the registry is configured by URL, and a redirect would
+let whoever answers there send the heartbeat (and the service's registration) to any
+other host. An error's text holds the status code and a reason of the client's own
+wording, never the answer's body: it is shown by the public ``/status``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -40,10 +47,10 @@ class Instance:
     @classmethod
     def from_json(cls, data: Any) -> Instance:
         if not isinstance(data, dict):
-            raise DiscoveryError(f"expected an instance object, got {_preview(data)}")
+            raise DiscoveryError("an instance that is not a JSON object")
         url = data.get("url")
         if not isinstance(url, str) or not _is_http_url(url.strip()):
-            raise DiscoveryError(f"instance without a usable url: {_preview(data)}")
+            raise DiscoveryError("an instance without an http(s) url")
         timestamp = data.get("timestamp")
         return cls(
             service_name=str(data.get("serviceName", "")),
@@ -140,7 +147,12 @@ class DiscoveryClient:
         deadline = time.monotonic() + 2 * self.timeout
         try:
             with self.session.request(
-                method, url, json=payload, timeout=self.timeout, stream=True
+                method,
+                url,
+                json=payload,
+                timeout=self.timeout,
+                stream=True,
+                allow_redirects=False,
             ) as response:
                 raw = _read_capped(response, deadline)
                 status = response.status_code
@@ -156,8 +168,15 @@ class DiscoveryClient:
 
     @staticmethod
     def _unexpected(action: str, reply: Reply) -> DiscoveryError:
-        detail = _preview(reply.body) if reply.body is not None else "a non-JSON body"
-        return DiscoveryError(f"{action}: unexpected HTTP {reply.status} with {detail}")
+        if 300 <= reply.status < 400:
+            reason = "a redirect, not followed"
+        elif reply.status >= 400:
+            reason = "an error answer"
+        elif reply.body is None:
+            reason = "not JSON"
+        else:
+            reason = "JSON of an unexpected shape"
+        return DiscoveryError(f"{action}: HTTP {reply.status} {_phrase(reply.status)}: {reason}")
 
 
 def _identity(service_name: str, version: str, url: str) -> dict[str, str]:
@@ -197,9 +216,13 @@ def _describe(error: Exception) -> str:
     if isinstance(error, requests.ConnectionError | ConnectionError):
         reason = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
         return "connection failed" + (f" ({reason.group(1).strip()})" if reason else "")
-    return type(error).__name__ + (f": {error}" if str(error) else "")
+    # Only the kind of failure: an exception's text can quote what the server sent.
+    return type(error).__name__
 
 
-def _preview(value: Any, limit: int = 120) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _phrase(status: int) -> str:
+    """The standard phrase of ``status`` (never the server's own reason text)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "(non-standard status)"

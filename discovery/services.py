@@ -7,7 +7,11 @@
 2. asks discovery for every RUNNING ``chat-service``/``1.0.0`` instance and writes the
    URLs to Redis for every matcher, with a TTL of a few beats: if the heartbeat or the
    registry dies, the list lapses and the matchers fall back to ``CHAT_SERVER_URLS``;
-   a definite "none running" deletes it at once;
+   a definite "none running" deletes it at once. Anyone who can register with the
+   registry could otherwise send users anywhere, so only https URLs (plain http only
+   to loopback, or with ``DEBUG`` on) on ``CHAT_SERVER_ALLOWED_HOSTS`` are kept, at
+   most ``MAX_CHAT_SERVERS``; refused entries are logged once per change of the list
+   and never handed to users;
 3. records what happened in ``discovery:state`` for ``/status``.
 
 It beats every ``interval`` seconds (under the registry's 15-second DOWN timeout),
@@ -18,14 +22,17 @@ line per beat. On stop it unregisters with ``serviceName``, ``version`` and ``ur
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import redis
+from django.http.request import validate_host
 from redis.exceptions import RedisError
 
 from animochat.logging import log_event
@@ -40,6 +47,7 @@ CHAT_SERVICE_VERSION = "1.0.0"
 REGISTRY_DOWN_AFTER_SECONDS = 15.0
 LIST_TTL_BEATS = 3
 MAX_BACKOFF_BEATS = 6
+MAX_CHAT_SERVERS = 32
 
 
 def validate_interval(interval: float) -> float:
@@ -74,6 +82,40 @@ def backoff_delay(
         return interval
     ceiling = interval * min(2 ** (failed_beats - 1), MAX_BACKOFF_BEATS)
     return ceiling * (1 - 0.25 * jitter())
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def screen_chat_servers(
+    urls: Iterable[str], allowed_hosts: tuple[str, ...], allow_plain_http: bool
+) -> tuple[list[str], list[dict[str, str]]]:
+    """The URLs users may be sent to (sorted, at most ``MAX_CHAT_SERVERS``) and the
+    refused ones, each with its reason.
+
+    ``allowed_hosts`` follows Django's ``ALLOWED_HOSTS`` rules (``.example.com`` also
+    matches subdomains); empty allows any host.
+    """
+    accepted: list[str] = []
+    refused: list[dict[str, str]] = []
+    for url in sorted(set(urls)):
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "https" and not (allow_plain_http or is_loopback(host)):
+            refused.append({"url": url, "reason": "not https"})
+        elif allowed_hosts and not validate_host(host, list(allowed_hosts)):
+            refused.append({"url": url, "reason": "host not in CHAT_SERVER_ALLOWED_HOSTS"})
+        elif len(accepted) >= MAX_CHAT_SERVERS:
+            refused.append({"url": url, "reason": f"more than {MAX_CHAT_SERVERS} chat servers"})
+        else:
+            accepted.append(url)
+    return accepted, refused
 
 
 def now_iso() -> str:
@@ -129,12 +171,16 @@ class Heartbeat:
         url: str,
         interval: float,
         fallback_servers: tuple[str, ...],
+        allowed_hosts: tuple[str, ...] = (),
+        allow_plain_http: bool = False,
     ) -> None:
         self.client = client
         self.redis = redis_client
         self.service_name, self.version, self.url = service_name, version, url
         self.interval = validate_interval(interval)
         self.fallback_servers = fallback_servers
+        self.allowed_hosts, self.allow_plain_http = allowed_hosts, allow_plain_http
+        self.last_listed: list[str] | None = None
         self.registered = False
         self.registration = Health("heartbeat_failing", "heartbeat_recovered")
         self.listing = Health("chat_server_list_failing", "chat_server_list_recovered")
@@ -220,7 +266,19 @@ class Heartbeat:
         self.state["lastRefreshAt"] = now_iso()
         if not self.registration.failing:
             self.state["lastError"] = ""
-        return sorted({instance.url for instance in instances})
+        listed = sorted({instance.url for instance in instances})
+        accepted, refused = screen_chat_servers(listed, self.allowed_hosts, self.allow_plain_http)
+        if refused and listed != self.last_listed:
+            log_event(
+                logger,
+                "chat_servers_refused",
+                logging.WARNING,
+                # The registry's text: bounded, whatever it sends.
+                refused=[{**entry, "url": entry["url"][:200]} for entry in refused[:20]],
+                refusedCount=len(refused),
+            )
+        self.last_listed = listed
+        return accepted
 
     def publish(self, servers: list[str] | None) -> None:
         """Write the list (when discovery answered) and the state; log a changed outcome."""

@@ -55,6 +55,14 @@ def test_sentinels():
     assert c.redis_master_name == "mm"
 
 
+def test_chat_server_allowed_hosts():
+    assert config().chat_server_allowed_hosts == ()  # any host
+    hosts = config(
+        CHAT_SERVER_ALLOWED_HOSTS=" Chat.Example.com, .onrender.com ,"
+    ).chat_server_allowed_hosts
+    assert hosts == ("chat.example.com", ".onrender.com")
+
+
 def test_empty_chat_server_list_is_allowed():
     assert config(CHAT_SERVER_URLS="").chat_server_urls == ()
 
@@ -72,6 +80,8 @@ def test_empty_chat_server_list_is_allowed():
         ({"DEBUG": "maybe"}, "DEBUG"),
         ({"MAINTENANCE_MODE": "2"}, "MAINTENANCE_MODE"),
         ({"CHAT_SERVER_URLS": "ftp://x"}, "CHAT_SERVER_URLS"),
+        ({"CHAT_SERVER_ALLOWED_HOSTS": "https://chat.example"}, "CHAT_SERVER_ALLOWED_HOSTS"),
+        ({"CHAT_SERVER_ALLOWED_HOSTS": "a.example,b example"}, "CHAT_SERVER_ALLOWED_HOSTS"),
         ({"DISCOVERY_SERVER_URL": "not a url"}, "DISCOVERY_SERVER_URL"),
         ({"HEARTBEAT_INTERVAL": "15"}, "HEARTBEAT_INTERVAL"),
         ({"KEEPALIVE_SECONDS": "10", "LEASE_SECONDS": "5"}, "LEASE_SECONDS"),

@@ -7,13 +7,14 @@ HTTP server in a thread of this process.
 from __future__ import annotations
 
 import time
+from http import HTTPStatus
 
 import pytest
 import requests
 
 from discovery.client import DiscoveryClient, DiscoveryError
 from tests.support.discovery_servers import DiscoveryServerProcess
-from tests.support.discovery_stub import CANNED, DiscoveryStub
+from tests.support.discovery_stub import CANNED, LEAKY_BODY, DiscoveryStub
 
 CHAT = ("chat-service", "1.0.0")
 
@@ -142,7 +143,7 @@ def stub():
 
 
 @pytest.mark.parametrize(
-    "mode", [*sorted(set(CANNED) - {"404-json"}), "timeout", "dribble", "close"]
+    "mode", [*sorted(set(CANNED) - {"404-json"}), "timeout", "dribble", "close", "redirect"]
 )
 def test_every_misbehaviour_is_a_discovery_error(stub, mode):
     stub.set_mode(mode)
@@ -176,3 +177,38 @@ def test_registry_404_json_means_none_but_html_404_does_not(stub):
 def test_unreachable_registry_is_a_discovery_error():
     with pytest.raises(DiscoveryError, match="connection failed"):
         DiscoveryClient("http://127.0.0.1:9/", timeout=1).register("m", "1", "http://m.test")
+
+
+def test_redirects_are_not_followed(stub, registry):
+    stub.set_mode("redirect")
+    stub.redirect_to = registry.url  # a registry that would answer, if the client went
+    before = len(registry.requests_seen())
+    client = DiscoveryClient(stub.url, timeout=2)
+    for call in (
+        lambda: client.register("m", "1", "http://m.test"),
+        lambda: client.discover_all(*CHAT),
+    ):
+        with pytest.raises(DiscoveryError, match=r"HTTP 307 Temporary Redirect: a redirect"):
+            call()
+    client.close()
+    assert len(stub.paths()) == 2
+    assert len(registry.requests_seen()) == before  # never reached
+
+
+@pytest.mark.parametrize("mode", sorted(set(CANNED) - {"404-json"}))
+def test_errors_give_the_status_and_a_reason_never_the_body(stub, mode):
+    stub.set_mode(mode)
+    status, _, body = CANNED[mode]
+    client = DiscoveryClient(stub.url, timeout=2)
+    for call in (lambda: client.register("m", "1", "http://m.test"), client.services):
+        with pytest.raises(DiscoveryError) as caught:
+            call()
+        message = str(caught.value)
+        assert f"HTTP {status} " in message or "answer larger than" in message
+        assert "hunter2" not in message and "10.0.0.5" not in message
+        # No run of the body's text (beyond the standard status phrase) is repeated.
+        text = body[:2000].decode(errors="replace")
+        ours = message.replace(HTTPStatus(status).phrase, "")
+        assert not any(text[i : i + 12] in ours for i in range(len(text) - 12)), message
+    client.close()
+    assert b"hunter2" in LEAKY_BODY  # the marker the leaky modes send

@@ -82,8 +82,8 @@ def test_registers_beats_every_five_seconds_and_unregisters_with_url(registry, d
 
 
 def test_without_render_url_registration_is_off_but_the_list_is_refreshed(registry, clean_redis):
-    registry.register("chat-service", "1.0.0", "http://chat-2.test")
-    registry.register("chat-service", "1.0.0", "http://chat-1.test/")
+    registry.register("chat-service", "1.0.0", "https://chat-2.test")
+    registry.register("chat-service", "1.0.0", "https://chat-1.test/")
     heartbeat = HeartbeatProcess(
         {"DISCOVERY_SERVER_URL": registry.url, "RENDER_EXTERNAL_URL": ""}, interval=0.3
     ).start()
@@ -91,7 +91,7 @@ def test_without_render_url_registration_is_off_but_the_list_is_refreshed(regist
         assert wait_for(
             lambda: (
                 clean_redis.lrange("chat_servers:discovered", 0, -1)
-                == [b"http://chat-1.test", b"http://chat-2.test"]
+                == [b"https://chat-1.test", b"https://chat-2.test"]
             )
         ), heartbeat.log()
         assert 0 < clean_redis.pttl("chat_servers:discovered") <= 900  # 3 beats
@@ -225,3 +225,85 @@ def test_stops_promptly_on_sigint(registry):
     assert wait_for(lambda: len(my_registrations(registry)) >= 1, timeout=20), heartbeat.log()
     assert heartbeat.stop(signal.SIGINT, timeout=5) == 0
     assert "unregistered" in heartbeat.event_names()
+
+
+def discovered(clean_redis) -> list[str]:
+    return [url.decode() for url in clean_redis.lrange("chat_servers:discovered", 0, -1)]
+
+
+def test_only_allowed_https_chat_servers_reach_users(registry, daphne, clean_redis):
+    allowed = [f"https://chat-{n:02d}.chat.test" for n in range(40)]
+    for url in [
+        *allowed,
+        "http://plain.chat.test",  # not https
+        "https://chat.evil.test",  # not an allowed host
+        "https://chat.test.evil.example",
+        "http://127.0.0.1:7001",  # loopback: plain http is fine
+    ]:
+        assert registry.register("chat-service", "1.0.0", url) == 201
+    heartbeat = HeartbeatProcess(
+        {
+            "DISCOVERY_SERVER_URL": registry.url,
+            "RENDER_EXTERNAL_URL": "",
+            "CHAT_SERVER_ALLOWED_HOSTS": ".chat.test, 127.0.0.1",
+        },
+        interval=0.3,
+    ).start()
+    expected = sorted(["http://127.0.0.1:7001", *allowed])[:32]
+    try:
+        assert wait_for(lambda: discovered(clean_redis) == expected), heartbeat.log()
+        beats = len(registry.requests_seen())
+        assert wait_for(lambda: len(registry.requests_seen()) >= beats + 3)  # three more beats
+        status = requests.get(daphne.url + "/status", timeout=5).json()["discovery"]
+        assert status["chatServers"] == expected and status["chatServerSource"] == "discovery"
+
+        # The list changes: its refused entries are logged again, once.
+        registry.unregister("chat-service", "1.0.0", allowed[-1])
+        assert wait_for(lambda: len(heartbeat_events(heartbeat, "chat_servers_refused")) == 2)
+        beats = len(registry.requests_seen())
+        assert wait_for(lambda: len(registry.requests_seen()) >= beats + 3)
+    finally:
+        assert heartbeat.stop() == 0
+    first, second = heartbeat_events(heartbeat, "chat_servers_refused")
+    assert (
+        first["level"] == "WARNING" and first["refusedCount"] == 12
+    )  # 3 by the rules, 9 past the 32
+    reasons = {entry["url"]: entry["reason"] for entry in first["refused"]}
+    assert reasons["http://plain.chat.test"] == "not https"
+    assert reasons["https://chat.evil.test"] == "host not in CHAT_SERVER_ALLOWED_HOSTS"
+    assert reasons["https://chat.test.evil.example"] == "host not in CHAT_SERVER_ALLOWED_HOSTS"
+    assert reasons[allowed[-1]] == "more than 32 chat servers"
+    assert second["refusedCount"] == 11
+
+
+def heartbeat_events(heartbeat: HeartbeatProcess, name: str) -> list[dict]:
+    return [event for event in heartbeat.events() if event["event"] == name]
+
+
+def test_plain_http_chat_servers_are_kept_with_debug_on(registry, clean_redis):
+    registry.register("chat-service", "1.0.0", "http://chat-dev.test")
+    heartbeat = HeartbeatProcess(
+        {"DISCOVERY_SERVER_URL": registry.url, "RENDER_EXTERNAL_URL": "", "DEBUG": "true"},
+        interval=0.3,
+    ).start()
+    try:
+        assert wait_for(lambda: discovered(clean_redis) == ["http://chat-dev.test"])
+    finally:
+        assert heartbeat.stop() == 0
+    assert heartbeat_events(heartbeat, "chat_servers_refused") == []
+
+
+def test_status_shows_the_registry_error_without_its_body(daphne, clean_redis):
+    stub = DiscoveryStub("500-leaky").start()
+    heartbeat = HeartbeatProcess(
+        {"DISCOVERY_SERVER_URL": stub.url, "RENDER_EXTERNAL_URL": MY_URL}, interval=0.3
+    ).start()
+    try:
+        assert wait_for(lambda: clean_redis.hget("discovery:state", "lastError")), heartbeat.log()
+        error = requests.get(daphne.url + "/status", timeout=5).json()["discovery"]["lastError"]
+    finally:
+        assert heartbeat.stop() == 0
+        stub.stop()
+    assert "HTTP 500 Internal Server Error" in error
+    assert "hunter2" not in error and "postgres" not in error
+    assert "hunter2" not in heartbeat.log()

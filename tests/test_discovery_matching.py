@@ -18,7 +18,7 @@ from django.conf import settings
 from tests.support.discovery_servers import DiscoveryServerProcess, HeartbeatProcess, wait_for
 from tests.support.sse_client import open_stream
 
-CHAT_SERVERS = ["http://chat-1.test", "http://chat-2.test", "http://chat-3.test"]
+CHAT_SERVERS = ["https://chat-1.test", "https://chat-2.test", "https://chat-3.test"]
 _users = itertools.count()
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from discovery import selectors
-from discovery.services import backoff_delay, validate_interval
+from discovery.services import backoff_delay, screen_chat_servers, validate_interval
 
 MY_URL = "http://matchmaker.test"
 
@@ -90,3 +90,27 @@ def test_interval_must_be_positive_and_under_15_seconds(bad):
 @pytest.mark.parametrize("good", [0.1, 5, 14.9])
 def test_intervals_under_15_seconds_are_accepted(good):
     assert validate_interval(good) == good
+
+
+def test_chat_server_screening_rules():
+    urls = [
+        "http://localhost:7000",
+        "http://[::1]:7000",
+        "http://127.0.0.2",
+        "http://chat.example.com",
+        "https://chat.example.com",
+        "https://a.chat.example.com",
+        "https://chat.example.com.evil.test",
+    ]
+    accepted, refused = screen_chat_servers(urls, (), allow_plain_http=False)
+    assert accepted == sorted(set(urls) - {"http://chat.example.com"})
+    assert refused == [{"url": "http://chat.example.com", "reason": "not https"}]
+
+    accepted, _ = screen_chat_servers(urls, (".chat.example.com",), allow_plain_http=True)
+    assert accepted == [
+        "http://chat.example.com",
+        "https://a.chat.example.com",
+        "https://chat.example.com",
+    ]
+    accepted, _ = screen_chat_servers(urls, ("chat.example.com",), allow_plain_http=False)
+    assert accepted == ["https://chat.example.com"]

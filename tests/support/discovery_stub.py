@@ -18,11 +18,15 @@ from typing import Any
 from animochat.embedded_redis import free_port
 
 HTML = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"
-CHAT_SERVER = "http://chat-from-stub.test"
+CHAT_SERVER = "https://chat-from-stub.test"
+# What a registry (or a proxy in front of it) might say in an error body: never shown.
+LEAKY_BODY = b'{"message":"connect to postgres://registry:hunter2@10.0.0.5 failed"}'
 
-# mode -> (status, content type, body); "timeout", "dribble" and "close" are special.
+# mode -> (status, content type, body); "timeout", "dribble", "close" and "redirect"
+# (a 307 to ``redirect_to`` + the same path) are special.
 CANNED: dict[str, tuple[int, str, bytes]] = {
     "500-json": (500, "application/json", b'{"message":"Internal Server Error"}'),
+    "500-leaky": (500, "application/json", LEAKY_BODY),
     "500-html": (500, "text/html", HTML),
     "502-html": (502, "text/html", HTML),
     "200-html": (200, "text/html", HTML),
@@ -35,7 +39,7 @@ CANNED: dict[str, tuple[int, str, bytes]] = {
     "empty-200": (200, "application/json", b""),
     "huge": (200, "application/json", b"[" + b'"x",' * 400_000 + b'"x"]'),
 }
-MODES = (*CANNED, "timeout", "dribble", "close", "healthy")
+MODES = (*CANNED, "timeout", "dribble", "close", "redirect", "healthy")
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -52,6 +56,7 @@ class DiscoveryStub:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.sleep = sleep  # how long "timeout" and "dribble" answers take
+        self.redirect_to = self.url
         self.mode = mode
         self._cycle: Iterable[str] | None = None
         self._lock = threading.Lock()
@@ -115,6 +120,12 @@ class DiscoveryStub:
                     return
                 if mode == "dribble":
                     self.dribble()
+                    return
+                if mode == "redirect":
+                    self.send_response(307)
+                    self.send_header("Location", stub.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if mode == "healthy":
                     status, body = self.healthy()

@@ -53,6 +53,8 @@ class Command(BaseCommand):
                 url=settings.RENDER_EXTERNAL_URL,
                 interval=interval,
                 fallback_servers=settings.CHAT_SERVER_URLS,
+                allowed_hosts=settings.CHAT_SERVER_ALLOWED_HOSTS,
+                allow_plain_http=settings.DEBUG,
             ).run(stop)
         finally:
             client.close()
