@@ -286,21 +286,48 @@ class LuaScript:
     """A Lua script file, prefixed with the shared library, called by SHA.
 
     The script is sent to Redis only when Redis answers NOSCRIPT: once per server
-    lifetime, and again by itself after a Redis restart.
+    lifetime, and again by itself after a Redis restart or ``SCRIPT FLUSH``. Then one
+    ``SCRIPT LOAD`` per event loop (per process, under Daphne) serves every caller: the
+    calls that met NOSCRIPT wait for it and are retried together, in one batch, so a
+    restart under load costs one load per script, not one per caller.
     """
 
     def __init__(self, path: Path) -> None:
         self.name = path.stem
         self.source = LUA_LIBRARY.read_text() + "\n" + path.read_text()
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+        self._loads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ScriptLoads] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def __call__(self, *args: Any) -> Any:
         """Run the script on the running loop's connections (see :class:`CommandBatcher`)."""
+        loads = self._loads.get(asyncio.get_running_loop())
+        loaded = loads.completed if loads else 0
         try:
             return await command_batcher().evalsha(self.sha, *args)
-        except NoScriptError:
-            await get_redis().script_load(self.source)
+        except NoScriptError:  # the script did not run: calling it again is safe
+            await self.load(loaded)
             return await command_batcher().evalsha(self.sha, *args)
+
+    async def load(self, loaded: int = 0) -> None:
+        """Send the script, unless a load made since the caller's call (which saw
+        ``loaded`` loads completed) already did; concurrent callers share one load."""
+        loop = asyncio.get_running_loop()
+        loads = self._loads.setdefault(loop, _ScriptLoads())
+        if loads.completed != loaded:
+            return  # NOSCRIPT answered a call sent before the latest load finished
+        if loads.pending is None:
+            loads.pending = asyncio.ensure_future(self._send_load(loads))
+        # Shielded: a cancelled caller must not cancel the load the others wait for.
+        await asyncio.shield(loads.pending)
+
+    async def _send_load(self, loads: _ScriptLoads) -> None:
+        try:
+            await get_redis().script_load(self.source)
+            loads.completed += 1
+        finally:
+            loads.pending = None
 
     def call_sync(self, client: redis.Redis, *args: Any) -> Any:
         try:
@@ -308,3 +335,13 @@ class LuaScript:
         except NoScriptError:
             client.script_load(self.source)
             return client.evalsha(self.sha, 0, *args)
+
+
+class _ScriptLoads:
+    """One script's loads on one event loop: how many completed, and the one under way."""
+
+    __slots__ = ("completed", "pending")
+
+    def __init__(self) -> None:
+        self.completed = 0
+        self.pending: asyncio.Future | None = None

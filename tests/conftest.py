@@ -13,9 +13,12 @@ from tests.support.servers import DaphneProcess
 
 @pytest.fixture(autouse=True)
 def clean_redis():
-    """Each test starts from an empty Redis database (its own, see tests/settings.py)."""
+    """Each test starts from an empty Redis database (its own, see tests/settings.py)
+    and an empty script cache, as on a Redis just started: no test may pass only
+    because an earlier one (or an earlier run) left its scripts loaded."""
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.flushdb()
+    client.script_flush()
     selectors.forget_popularity()  # this process's cache of what was just flushed
     yield client
     client.close()

@@ -12,6 +12,10 @@ from redis.exceptions import ResponseError
 
 from animochat.redis_client import LuaScript, close_redis, command_batcher, get_redis
 
+OTHER_SOURCE = """
+-- ARGV[1] a value, returned upper-cased.
+return string.upper(ARGV[1])
+"""
 ECHO_SOURCE = """
 -- ARGV[1] a value, returned; 'fail' raises a script error instead.
 if ARGV[1] == 'fail' then
@@ -30,6 +34,18 @@ def echo(tmp_path) -> LuaScript:
 
 
 @pytest.fixture
+def other(tmp_path) -> LuaScript:
+    path = tmp_path / "other.lua"
+    path.write_text(OTHER_SOURCE)
+    return LuaScript(path)
+
+
+def script_loads(client: redis.Redis) -> int:
+    """SCRIPT LOAD commands the server has run (since it started)."""
+    return client.info("commandstats").get("cmdstat_script|load", {}).get("calls", 0)
+
+
+@pytest.fixture
 async def checkouts(aredis, monkeypatch) -> list[int]:
     """Counts the connections the batcher takes from the pool (one per batch)."""
     pool = command_batcher().pool
@@ -45,6 +61,8 @@ async def checkouts(aredis, monkeypatch) -> list[int]:
 
 
 async def test_calls_of_one_turn_share_batches_and_each_gets_its_reply(echo, checkouts, aredis):
+    await echo.load()  # loaded beforehand: this counts the calls' batches alone
+    checkouts.clear()
     values = [f"v{n}" for n in range(40)]
     assert await asyncio.gather(*(echo(v) for v in values)) == values
     batch = command_batcher().max_batch
@@ -52,6 +70,45 @@ async def test_calls_of_one_turn_share_batches_and_each_gets_its_reply(echo, che
     # Each script ran once (batches go on separate connections, in any order).
     ran = await aredis.lrange("echo:order", 0, -1)
     assert sorted(ran) == sorted(values)
+
+
+async def test_an_empty_script_cache_costs_one_load_per_script(echo, other, checkouts, aredis):
+    """40 concurrent calls of two scripts on a Redis that knows neither (as after a
+    restart): each script is loaded once, every call meets NOSCRIPT once at most and
+    is retried with the others, and each runs exactly once."""
+    sync = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    assert not any(sync.script_exists(echo.sha, other.sha))  # flushed by clean_redis
+    loads_before = script_loads(sync)
+    values = [f"v{n}" for n in range(20)]
+    results = await asyncio.gather(*(echo(v) for v in values), *(other(v) for v in values))
+    assert results == values + [v.upper() for v in values]
+    assert script_loads(sync) - loads_before == 2
+    assert sorted(await aredis.lrange("echo:order", 0, -1)) == sorted(values)
+    # The first round (3 batches), two loads, and the retries batched again (a few
+    # batches: each script's waiters resume together): not a load per caller (40 more).
+    assert len(checkouts) <= 12, len(checkouts)
+    # Flushed again while in use: one more load each, no more.
+    await aredis.script_flush()
+    results = await asyncio.gather(*(echo(v) for v in values), *(other(v) for v in values))
+    assert results == values + [v.upper() for v in values]
+    assert script_loads(sync) - loads_before == 4
+    sync.close()
+
+
+async def test_a_failed_load_fails_its_waiters_and_the_next_call_loads_again(
+    echo, aredis, monkeypatch
+):
+    redis_client = aredis
+    real_load = redis_client.script_load
+
+    async def failing_load(source):
+        raise ResponseError("load refused")
+
+    monkeypatch.setattr(redis_client, "script_load", failing_load)
+    results = await asyncio.gather(echo("a"), echo("b"), return_exceptions=True)
+    assert all(isinstance(r, ResponseError) and "load refused" in str(r) for r in results)
+    monkeypatch.setattr(redis_client, "script_load", real_load)
+    assert await echo("c") == "c"
 
 
 async def test_a_script_error_reaches_only_its_own_caller(echo, aredis):
@@ -67,6 +124,7 @@ async def test_scripts_flushed_from_redis_are_loaded_again(echo, aredis):
 
 
 async def test_a_cancelled_caller_leaves_the_others_and_the_connection_intact(echo, aredis):
+    await echo.load()  # known to Redis, so the doomed call runs rather than meet NOSCRIPT
     doomed = asyncio.ensure_future(echo("doomed"))
     others = [asyncio.ensure_future(echo(v)) for v in ("a", "b")]
     await asyncio.sleep(0)  # the calls are queued for this turn's batch
@@ -99,6 +157,7 @@ def test_scripts_called_from_sync_code_share_the_source(echo, clean_redis):
 
 
 async def test_close_waits_for_calls_in_flight(echo):
+    await echo.load()
     calls = [asyncio.ensure_future(echo(str(n))) for n in range(5)]
     await asyncio.sleep(0)
     await close_redis()
