@@ -9,10 +9,12 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-from animochat import twisted_limits
+from animochat import auth, twisted_limits
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "animochat.settings")
 django_application = get_asgi_application()
+# Once per server process: a server without auth lets anyone act as anyone.
+auth.warn_if_open()
 # Daphne parses HTTP with Twisted: give its refusals of oversized heads clear 4xx answers.
 twisted_limits.install()
 

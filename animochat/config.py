@@ -22,6 +22,7 @@ DEFAULT_REDIS_URL = "redis://localhost:6379"
 DEFAULT_REDIS_MASTER_NAME = "mymaster"  # Sentinel's own example name
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_POPULAR_BLOCKLIST = ("FUBU", "FWB", "FUCK", "FUCK BUDDY", "NUDE", "NUDES", "SOP", "SOC")
+MIN_JWT_SECRET_BYTES = 32
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -60,6 +61,8 @@ class Config:
     sse_retry_ms: int
     default_fallback_after: float | None
     auth_jwt_secret: str
+    auth_jwt_audience: str
+    auth_jwks_url: str
     log_level: str
 
 
@@ -196,6 +199,28 @@ def parse_database_url(value: str) -> str:
     return value
 
 
+def parse_jwt_secret(env: Mapping[str, str]) -> str:
+    secret = env.get("AUTH_JWT_SECRET", "").strip()
+    # HS256 with a short secret can be brute-forced offline from any one token.
+    if secret and len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+        raise ConfigError(
+            f"AUTH_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes, "
+            f"got {len(secret.encode())}"
+        )
+    return secret
+
+
+def parse_jwks_url(env: Mapping[str, str]) -> str:
+    url = env.get("AUTH_JWKS_URL", "").strip()
+    if not url:
+        return ""
+    parts = urlsplit(parse_http_url(url, "AUTH_JWKS_URL"))
+    # Whoever can alter the key set in transit can sign any identity.
+    if parts.scheme != "https" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise ConfigError(f"AUTH_JWKS_URL must be https:// (http only on loopback), got {url!r}")
+    return url
+
+
 def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> Config:
     """Build the configuration from ``env`` (default: ``os.environ`` over ``.env``)."""
     base_dir = base_dir or Path(__file__).resolve().parent.parent
@@ -291,6 +316,9 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
             if env.get("DEFAULT_FALLBACK_AFTER", "").strip()
             else None
         ),
-        auth_jwt_secret=env.get("AUTH_JWT_SECRET", "").strip(),
+        auth_jwt_secret=parse_jwt_secret(env),
+        # Unset: what Supabase issues; set but empty: the audience is not checked.
+        auth_jwt_audience=env.get("AUTH_JWT_AUDIENCE", "authenticated").strip(),
+        auth_jwks_url=parse_jwks_url(env),
         log_level=log_level,
     )

@@ -32,8 +32,10 @@ ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     "HEADER_TOO_LARGE": ((431,), "A request header line is over 16 KiB."),
     "BODY_TOO_LARGE": ((413,), "The body is over 64 KiB."),
     # Identity and abuse
-    "UNAUTHORIZED": ((401,), "No valid token while `AUTH_JWT_SECRET` is set."),
-    "FORBIDDEN": ((403,), "The token belongs to another `userId`."),
+    "UNAUTHORIZED": ((401,), "No valid bearer token while auth is on."),
+    "TICKET_USED": ((401,), "`/matchmaking?ticket=`: the ticket was already used."),
+    "TICKET_INVALID": ((401,), "`/matchmaking?ticket=`: the ticket is unknown or expired."),
+    "FORBIDDEN": ((403,), "The token or ticket belongs to another `userId`."),
     "CSRF_FAILED": ((403,), "A cookie-authenticated form (the admin) failed its CSRF check."),
     "RATE_LIMITED": ((429,), "Over `RATE_LIMIT_PER_MINUTE`; see `Retry-After`."),
     # Routing
@@ -43,6 +45,7 @@ ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     # The service
     "MAINTENANCE": ((503, 200), "Maintenance is on (a stream already open ends with it too)."),
     "SERVICE_UNAVAILABLE": ((503, 200), "Redis is unreachable; try again shortly."),
+    "AUTH_UNAVAILABLE": ((503,), "The `AUTH_JWKS_URL` keys cannot be fetched; try again."),
     "NO_CHAT_SERVER": ((503,), "Neither discovery nor `CHAT_SERVER_URLS` names a chat server."),
     "INTERNAL_ERROR": ((500,), "An unexpected failure (a bug): it is logged."),
     # Ends of a waiting stream (status 200: the stream had started)

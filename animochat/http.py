@@ -100,7 +100,9 @@ def client_address(request) -> str:
 
 
 def request_token(request) -> str:
-    return bearer_token(request.headers.get("Authorization"), request.GET.get("token"))
+    """The bearer token of a JSON endpoint: from the header only, never the URL, which
+    proxies, browsers and access logs keep (only the stream takes ``?token=``)."""
+    return bearer_token(request.headers.get("Authorization"))
 
 
 class RepeatedKey(ValueError):

@@ -75,8 +75,13 @@ class ApiErrorMiddleware(MiddlewareMixin):
     """
 
     def process_exception(self, request: HttpRequest, exception: Exception):
-        if isinstance(exception, BadRequest | InvalidInput | NotAuthorized):
+        if isinstance(exception, BadRequest | InvalidInput):
             return json_error(exception.status, exception.code, exception.message)
+        if isinstance(exception, NotAuthorized):
+            response = json_error(exception.status, exception.code, exception.message)
+            if exception.status == 401:
+                response["WWW-Authenticate"] = "Bearer"
+            return response
         if isinstance(exception, RateLimited):
             response = json_error(429, "RATE_LIMITED", exception.message)
             response["Retry-After"] = str(exception.retry_after)

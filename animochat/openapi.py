@@ -81,18 +81,24 @@ def _maintenance_or_unavailable(description: str) -> dict[str, Any]:
     }
 
 
-UNAVAILABLE_503 = _error("Redis is unreachable; try again shortly.")
+UNAVAILABLE_503 = _error(
+    "Redis is unreachable, or (AUTH_UNAVAILABLE) the AUTH_JWKS_URL keys cannot be fetched; "
+    "try again shortly."
+)
 RATE_LIMITED = _error("Too many requests from this client; see Retry-After.")
-# Only while AUTH_JWT_SECRET is set (see the description in "info").
-UNAUTHORIZED = _error("No valid token (Authorization: Bearer, or ?token=).")
-FORBIDDEN = _error("The token belongs to another userId (its sub).")
+# Only while auth is on (see the description in "info").
+UNAUTHORIZED = _error("UNAUTHORIZED: no valid token in `Authorization: Bearer`.")
+FORBIDDEN = _error("FORBIDDEN: the token belongs to another userId (its sub).")
 AUTH_DESCRIPTION = (
     "Pairs users who share an interest for one-to-one chat.\n\n"
-    "Verified identity is optional, off by default. With AUTH_JWT_SECRET set, every "
-    "endpoint taking a userId requires an HS256 JWT whose `sub` is that userId (a "
-    "Supabase access token qualifies): `Authorization: Bearer <token>`, or `?token=` "
-    "for EventSource, which cannot send headers. 401 without a valid token, 403 when "
-    "it names another user."
+    "Verified identity is optional, off by default. With AUTH_JWT_SECRET (HS256) or "
+    "AUTH_JWKS_URL (RS256/ES256) set, every endpoint taking a userId requires a JWT "
+    "whose `sub` is that userId, with `exp` (and `aud` = AUTH_JWT_AUDIENCE, default "
+    "`authenticated`); a Supabase access token qualifies. Send it as "
+    "`Authorization: Bearer <token>`. Only `/matchmaking` also takes it in the URL, "
+    "because EventSource cannot send headers; better, `POST /matchmaking/ticket` returns "
+    "a one-use ticket valid 30 s for `/matchmaking?ticket=`. 401 without a valid token "
+    "or ticket, 403 when it names another user. Error bodies carry a stable `code`."
 )
 
 
@@ -162,8 +168,18 @@ def openapi_document() -> dict[str, Any]:
                             "name": "token",
                             "in": "query",
                             "required": False,
-                            "description": "JWT when AUTH_JWT_SECRET is set (EventSource "
-                            "cannot send an Authorization header).",
+                            "description": "JWT when auth is on, for EventSource, which "
+                            "cannot send an Authorization header. Prefer `ticket`: URLs are "
+                            "kept by browsers and proxies.",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "ticket",
+                            "in": "query",
+                            "required": False,
+                            "description": "One-use ticket from POST /matchmaking/ticket for "
+                            "this userId; replaces the token and is checked even when auth "
+                            "is off.",
                             "schema": {"type": "string"},
                         },
                         {
@@ -213,7 +229,9 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         "401": {
-                            "description": "ERROR event UNAUTHORIZED: no valid token.",
+                            "description": "ERROR event: UNAUTHORIZED (no valid token), "
+                            "TICKET_USED (the ticket was used already) or TICKET_INVALID "
+                            "(unknown or expired ticket).",
                             "content": {
                                 "text/event-stream": {
                                     "schema": {"$ref": "#/components/schemas/StreamEvent"}
@@ -221,7 +239,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         "403": {
-                            "description": "ERROR event FORBIDDEN: another user's token.",
+                            "description": "ERROR event FORBIDDEN: another user's token or ticket.",
                             "content": {
                                 "text/event-stream": {
                                     "schema": {"$ref": "#/components/schemas/StreamEvent"}
@@ -244,6 +262,29 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
+                    },
+                }
+            },
+            "/matchmaking/ticket": {
+                "post": {
+                    "summary": "A one-use ticket for GET /matchmaking?ticket=…, valid 30 s",
+                    "description": (
+                        "With auth on, for the user of the bearer token (a `userId`, if "
+                        "given, must be theirs); with auth off, for the given `userId`. "
+                        "The ticket opens one stream once: a second use gets 401 "
+                        "TICKET_USED, a late one 401 TICKET_INVALID."
+                    ),
+                    "parameters": [USER_ID_QUERY],
+                    "requestBody": USER_BODY,
+                    "responses": {
+                        "200": _json("The ticket.", "Ticket"),
+                        "400": _error("userId missing (auth off) or invalid, or bad body."),
+                        "401": UNAUTHORIZED,
+                        "403": FORBIDDEN,
+                        "405": _error("Method not allowed."),
+                        "413": _error("Body too large."),
+                        "429": RATE_LIMITED,
+                        "503": UNAVAILABLE_503,
                     },
                 }
             },
@@ -434,6 +475,15 @@ SCHEMAS: dict[str, Any] = {
                 "nullable": True,
                 "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}],
             },
+        },
+    },
+    "Ticket": {
+        "type": "object",
+        "required": ["ticket", "userId", "expiresInSeconds"],
+        "properties": {
+            "ticket": {"type": "string"},
+            "userId": USER_ID_SCHEMA,
+            "expiresInSeconds": {"type": "integer"},
         },
     },
     "Session": {

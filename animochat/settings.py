@@ -44,6 +44,8 @@ TRUSTED_PROXY_HOPS = CONFIG.trusted_proxy_hops
 SSE_RETRY_MS = CONFIG.sse_retry_ms
 DEFAULT_FALLBACK_AFTER = CONFIG.default_fallback_after
 AUTH_JWT_SECRET = CONFIG.auth_jwt_secret
+AUTH_JWT_AUDIENCE = CONFIG.auth_jwt_audience
+AUTH_JWKS_URL = CONFIG.auth_jwks_url
 
 SERVICE_NAME = "matchmaking-server"
 SERVICE_VERSION = "1.0.0"

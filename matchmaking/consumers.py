@@ -162,9 +162,7 @@ class MatchmakingStreamConsumer:
         try:
             request = self.parse_query()
             await check_rate_limit("matchmaking", scope_client(self.scope))
-            authorize_user(
-                request.user_id, bearer_token(self.headers.get("authorization"), request.token)
-            )
+            await self.authorize(request)
         except InvalidInput as error:
             await self.reject(error.status, error.code, error.message)
             return
@@ -215,6 +213,16 @@ class MatchmakingStreamConsumer:
                 "Last-Event-ID names no stream of this user; open a new EventSource.",
             )
 
+    async def authorize(self, request: StreamRequest) -> None:
+        """A ticket, when given, must be unused and the user's own; else the token is
+        checked (when auth is on), from the header or, for EventSource, ``?token=``."""
+        if request.ticket:
+            if await services.redeem_stream_ticket(request.ticket) != request.user_id:
+                raise NotAuthorized(403, "FORBIDDEN", "The ticket belongs to another userId.")
+            return
+        token = bearer_token(self.headers.get("authorization")) or request.token
+        await authorize_user(request.user_id, token)
+
     def parse_query(self) -> StreamRequest:
         raw = self.scope.get("query_string", b"")
         if len(raw) > MAX_QUERY_STRING:
@@ -230,12 +238,14 @@ class MatchmakingStreamConsumer:
         # The web client sends the list as `interests`; older clients as `interest`.
         raw_interests = [value for key, value in pairs if key in ("interest", "interests")]
         tokens = [value for key, value in pairs if key == "token"]
+        tickets = [value for key, value in pairs if key == "ticket"]
         fallback = [value for key, value in pairs if key == "fallbackAfter"]
         return StreamRequest(
             user_id,
             normalize_interests(",".join(raw_interests)),
             (tokens or [""])[-1],
             validate_fallback_after(fallback[-1] if fallback else None),
+            (tickets or [""])[-1],
         )
 
     async def match_or_wait(self, request: StreamRequest) -> None:
@@ -445,6 +455,7 @@ class StreamRequest:
     token: str  # JWT from ?token=, for EventSource clients that cannot send headers
     # seconds (DEFAULT_FALLBACK_AFTER when not given); None: interest matches only
     fallback_after: float | None
+    ticket: str = ""  # one-use, from POST /matchmaking/ticket: keeps tokens out of URLs
 
 
 def validate_fallback_after(raw: str | None) -> float | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
+import secrets
 import time
 import uuid
 from collections.abc import Iterable
@@ -11,6 +14,7 @@ from dataclasses import dataclass, replace
 import redis
 from django.conf import settings
 
+from animochat.auth import NotAuthorized
 from animochat.redis_client import in_background
 
 from . import notifications, selectors, store
@@ -170,6 +174,45 @@ async def set_maintenance(on: bool, message: str = MAINTENANCE_MESSAGE) -> None:
     await store.set_maintenance_flag(on)
     if on:
         await notifications.broadcast(notifications.SERVICE_MAINTENANCE, message=message)
+
+
+TICKET_SECONDS = 30
+# A used ticket is remembered this long, so a replay is told so rather than "unknown".
+USED_TICKET_MEMORY_SECONDS = 600
+TICKET_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def _ticket_hash(ticket: str) -> str:
+    # Redis holds only a hash: a key listing (or MONITOR) never shows a usable ticket.
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+async def issue_stream_ticket(user_id: str) -> str:
+    """A one-use ticket for ``GET /matchmaking?ticket=…`` as ``user_id``, valid 30 s."""
+    ticket = secrets.token_urlsafe(32)
+    await store.store_ticket(_ticket_hash(ticket), user_id, TICKET_SECONDS)
+    return ticket
+
+
+async def redeem_stream_ticket(ticket: str) -> str:
+    """The user a ticket was issued to; it can never be redeemed again.
+
+    Raises :class:`NotAuthorized` (401) for a used, expired or unknown ticket.
+    """
+    previous = None
+    if TICKET_PATTERN.fullmatch(ticket):
+        previous = await store.use_ticket(_ticket_hash(ticket), USED_TICKET_MEMORY_SECONDS)
+    if previous == store.TICKET_USED:
+        raise NotAuthorized(
+            401, "TICKET_USED", "This ticket was already used; request a new one for each stream."
+        )
+    if previous is None:
+        raise NotAuthorized(
+            401,
+            "TICKET_INVALID",
+            f"The ticket is unknown or expired (tickets last {TICKET_SECONDS} s).",
+        )
+    return previous.removeprefix("user:")
 
 
 # Waiting users examined per Lua call of the sweep: short enough never to stall Redis.

@@ -24,6 +24,25 @@ WAITING_KEY = "queue:waiting"
 QUEUED_INTERESTS_KEY = "queue:interests"
 
 
+TICKET_USED = "used"  # never a ticket's value otherwise: those are "user:<userId>"
+
+
+def ticket_key(ticket_hash: str) -> str:
+    return f"ticket:{ticket_hash}"
+
+
+async def store_ticket(ticket_hash: str, user_id: str, ttl_s: int) -> None:
+    await get_redis().set(ticket_key(ticket_hash), f"user:{user_id}", ex=ttl_s)
+
+
+async def use_ticket(ticket_hash: str, used_ttl_s: int) -> str | None:
+    """Mark the ticket used and return what it held before (one atomic ``SET XX GET``):
+    ``"user:<userId>"`` the first time, :data:`TICKET_USED` after, None if unknown."""
+    return await get_redis().set(
+        ticket_key(ticket_hash), TICKET_USED, xx=True, get=True, ex=used_ttl_s
+    )
+
+
 def queue_key(interest: str) -> str:
     return f"interest:{interest}"
 

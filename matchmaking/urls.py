@@ -3,6 +3,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("matchmaking/ticket", views.stream_ticket, name="stream-ticket"),
     path("cancel_matchmaking", views.cancel_matchmaking, name="cancel-matchmaking"),
     path("interests/popular", views.popular_interests, name="popular-interests"),
     path("maintenance", views.maintenance, name="maintenance"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from animochat.auth import authorize_user
+from animochat.auth import NotAuthorized, auth_enabled, authorize_user, verified_subject
 from animochat.http import (
     BadRequest,
     allow_methods,
@@ -30,11 +30,28 @@ async def cancel_matchmaking(request: HttpRequest) -> JsonResponse:
     await check_rate_limit("post", client_address(request))
     fields = request_fields(request)
     user_id = validate_user_id(fields.get("userId"))
-    authorize_user(user_id, request_token(request))
+    await authorize_user(user_id, request_token(request))
     # Queues are looked up server-side; a listed `interests` is only checked for shape.
     normalize_interests(fields.get("interests"))
     await services.cancel_matchmaking(user_id)
     return json_message("Matchmaking cancelled successfully.")
+
+
+@allow_methods("POST")
+async def stream_ticket(request: HttpRequest) -> JsonResponse:
+    """A one-use ticket for ``/matchmaking?ticket=…``, so no token goes in a URL."""
+    await check_rate_limit("post", client_address(request))
+    fields = request_fields(request)
+    if auth_enabled():
+        user_id = validate_user_id(await verified_subject(request_token(request)))
+        if fields.get("userId") not in (None, user_id):
+            raise NotAuthorized(403, "FORBIDDEN", "The token does not belong to this userId.")
+    else:
+        user_id = validate_user_id(fields.get("userId"))
+    ticket = await services.issue_stream_ticket(user_id)
+    return JsonResponse(
+        {"ticket": ticket, "userId": user_id, "expiresInSeconds": services.TICKET_SECONDS}
+    )
 
 
 @allow_methods("GET")

@@ -23,7 +23,7 @@ USER_ID_REQUIRED = "User ID is required (userId in the JSON body, form or query 
 
 @allow_methods("GET")
 async def session_detail(request: HttpRequest, user_id: str) -> JsonResponse:
-    authorize_user(validate_user_id(user_id), request_token(request))
+    await authorize_user(validate_user_id(user_id), request_token(request))
     session = await selectors.get_user_session(user_id)
     if session is None:
         return json_message("No active session found for this user.")
@@ -44,7 +44,7 @@ async def session_disconnect(request: HttpRequest) -> JsonResponse:
     except InvalidInput as error:
         message = USER_ID_REQUIRED if error.code == "MISSING_USER_ID" else error.message
         return json_error(400, error.code, message)
-    authorize_user(user_id, request_token(request))
+    await authorize_user(user_id, request_token(request))
     if await services.end_user_session(user_id) is None:
         return json_error(404, "NO_ACTIVE_SESSION", "No active session found to disconnect.")
     return json_message("Session disconnected successfully.")

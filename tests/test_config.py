@@ -95,6 +95,9 @@ def test_empty_chat_server_list_is_allowed():
         ({"REDIS_SENTINELS": ":26379"}, "REDIS_SENTINELS"),
         ({"REDIS_SENTINELS": "a:0"}, "REDIS_SENTINELS"),
         ({"REDIS_SENTINELS": "a:1", "REDIS_URL": "unix:///tmp/r.sock"}, "REDIS_SENTINELS"),
+        ({"AUTH_JWT_SECRET": "s" * 31}, "AUTH_JWT_SECRET"),
+        ({"AUTH_JWKS_URL": "ftp://keys.example"}, "AUTH_JWKS_URL"),
+        ({"AUTH_JWKS_URL": "http://keys.example/jwks.json"}, "AUTH_JWKS_URL"),
     ],
 )
 def test_bad_values_name_the_variable(env, names):
