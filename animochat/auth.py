@@ -48,7 +48,6 @@ class NotAuthorized(Exception):
         self.status = status
         self.code = code
         self.message = message
-        self.code = "UNAUTHORIZED" if status == 401 else "FORBIDDEN"
 
 
 def auth_enabled() -> bool:
