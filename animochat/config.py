@@ -41,6 +41,7 @@ class Config:
     redis_master_name: str
     discovery_server_url: str
     render_external_url: str
+    secure_cookies: bool
     chat_server_urls: tuple[str, ...]
     chat_server_allowed_hosts: tuple[str, ...]
     maintenance_mode: bool
@@ -290,6 +291,9 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
             "DISCOVERY_SERVER_URL",
         ),
         render_external_url=render_url,
+        # Served over https (an https public URL says so; SECURE_COOKIES=true for
+        # another front end): cookies are sent over https only, with HSTS.
+        secure_cookies=parse_bool(env, "SECURE_COOKIES", render_url.startswith("https://")),
         chat_server_urls=parse_url_list(env, "CHAT_SERVER_URLS", DEFAULT_CHAT_SERVER_URLS),
         chat_server_allowed_hosts=parse_host_list(env, "CHAT_SERVER_ALLOWED_HOSTS"),
         maintenance_mode=parse_bool(env, "MAINTENANCE_MODE", False),

@@ -9,6 +9,7 @@ everything it started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -27,11 +28,11 @@ SECRET_KEY_FILE = BASE_DIR / ".secret_key"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379"
 
 
-def say(event: str, **fields: object) -> None:
+def say(event: str, level: str = "INFO", **fields: object) -> None:
     """The launcher's own log line, shaped like the service's JSON logs."""
     entry = {
         "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "level": "INFO",
+        "level": level,
         "logger": "animochat.launcher",
         "event": event,
         **fields,
@@ -45,10 +46,25 @@ def fail(message: str) -> None:
 
 
 def local_secret_key() -> str:
-    """A development SECRET_KEY generated once and kept in .secret_key (git-ignored)."""
+    """A SECRET_KEY generated once and kept in .secret_key (git-ignored), mode 0600.
+
+    The key is written to a temporary file created with mode 0600 (never readable by
+    others, whatever the umask, not even before a chmod), then linked into place:
+    ``link`` never replaces a file, so when two runs start together both end up with
+    the key of the one that linked first.
+    """
     if not SECRET_KEY_FILE.exists():
-        SECRET_KEY_FILE.write_text(secrets.token_urlsafe(50))
-        SECRET_KEY_FILE.chmod(0o600)
+        draft = SECRET_KEY_FILE.with_name(f"{SECRET_KEY_FILE.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(50))
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, SECRET_KEY_FILE)
+        finally:
+            draft.unlink()
+    elif SECRET_KEY_FILE.stat().st_mode & 0o077:
+        SECRET_KEY_FILE.chmod(0o600)  # made by an older version, or by hand
     return SECRET_KEY_FILE.read_text().strip()
 
 
@@ -56,6 +72,15 @@ def prepare_environment() -> tuple[dict[str, str], EmbeddedRedis | None]:
     env = {**read_dotenv(BASE_DIR / ".env"), **os.environ}
     if not env.get("SECRET_KEY"):
         env["SECRET_KEY"] = local_secret_key()
+        if env.get("RENDER_EXTERNAL_URL"):
+            say(
+                "secret_key_per_instance",
+                "WARNING",
+                message="SECRET_KEY is not set, so this instance signs admin sessions and "
+                "CSRF tokens with its own generated key (.secret_key): behind one public URL "
+                "each instance would reject the others' log-ins. Set the same SECRET_KEY "
+                "on every instance.",
+            )
     try:
         config = load_config(env, BASE_DIR)
     except ConfigError as error:

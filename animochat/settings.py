@@ -188,6 +188,27 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# Served over https (SECURE_COOKIES, on by default for an https RENDER_EXTERNAL_URL).
+# Whether a request came over https is decided with its client address, under
+# TRUSTED_PROXY_HOPS (animochat/clientaddr.py sets the ASGI scheme from a trusted
+# proxy's X-Forwarded-Proto). SECURE_PROXY_SSL_HEADER stays unset on purpose: Django
+# would believe that header from anyone, proxy or not.
+HTTPS = CONFIG.secure_cookies and not DEBUG
+if HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 365 * 86400
+    # Only this host's own subdomains; nothing a neighbour on the same parent domain serves.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Behind a proxy that reports the scheme, plain http is redirected; with no trusted
+    # proxy every request would look like http (TLS ends at the proxy) and loop.
+    SECURE_SSL_REDIRECT = TRUSTED_PROXY_HOPS > 0
+    if RENDER_EXTERNAL_URL:
+        _public = urlsplit(RENDER_EXTERNAL_URL)
+        CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
+# Asking browsers to preload HSTS is a promise about the whole registrable domain, for
+# its owner to make (and one a *.onrender.com tenant cannot), so it is not asked.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
 # Refuse oversized requests early (4xx) rather than parsing megabytes.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 100

@@ -55,6 +55,15 @@ def test_sentinels():
     assert c.redis_master_name == "mm"
 
 
+def test_secure_cookies_follow_an_https_public_url_unless_set():
+    assert config().secure_cookies is False
+    assert config(RENDER_EXTERNAL_URL="http://mm.example.com").secure_cookies is False
+    assert config(RENDER_EXTERNAL_URL="https://mm.example.com").secure_cookies is True
+    assert config(SECURE_COOKIES="true").secure_cookies is True
+    off = config(RENDER_EXTERNAL_URL="https://mm.example.com", SECURE_COOKIES="false")
+    assert off.secure_cookies is False
+
+
 def test_chat_server_allowed_hosts():
     assert config().chat_server_allowed_hosts == ()  # any host
     hosts = config(
@@ -81,6 +90,7 @@ def test_empty_chat_server_list_is_allowed():
         ({"MAINTENANCE_MODE": "2"}, "MAINTENANCE_MODE"),
         ({"CHAT_SERVER_URLS": "ftp://x"}, "CHAT_SERVER_URLS"),
         ({"CHAT_SERVER_ALLOWED_HOSTS": "https://chat.example"}, "CHAT_SERVER_ALLOWED_HOSTS"),
+        ({"SECURE_COOKIES": "sometimes"}, "SECURE_COOKIES"),
         ({"CHAT_SERVER_ALLOWED_HOSTS": "a.example,b example"}, "CHAT_SERVER_ALLOWED_HOSTS"),
         ({"DISCOVERY_SERVER_URL": "not a url"}, "DISCOVERY_SERVER_URL"),
         ({"HEARTBEAT_INTERVAL": "15"}, "HEARTBEAT_INTERVAL"),

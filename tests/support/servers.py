@@ -65,7 +65,8 @@ class DaphneProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"daphne exited early:\n{self.log()}")
             try:
-                requests.get(self.url + "/maintenance", timeout=1)
+                # Any answer will do (with https settings, a redirect to https).
+                requests.get(self.url + "/maintenance", timeout=1, allow_redirects=False)
                 return self
             except requests.RequestException:
                 if time.monotonic() > deadline:
