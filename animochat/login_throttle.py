@@ -28,6 +28,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django_redis import get_redis_connection
 
+from animochat.clientaddr import client_bucket
 from animochat.http import client_address
 from animochat.logging import log_event
 
@@ -38,8 +39,10 @@ LOCKOUT_SECONDS = 15 * 60
 
 
 def failure_key(username: str, address: str) -> str:
-    # Hashed: the username is whatever the form was sent, and keys stay short.
-    digest = hashlib.sha256(f"{username.casefold()}\0{address}".encode()).hexdigest()
+    # Counted per rate-limit bucket (an IPv6 client per /64, which it could rotate
+    # through). Hashed: the username is whatever the form was sent; keys stay short.
+    bucket = client_bucket(address)
+    digest = hashlib.sha256(f"{username.casefold()}\0{bucket}".encode()).hexdigest()
     return f"login_failures:{digest[:32]}"
 
 

@@ -51,6 +51,7 @@ def test_five_failures_lock_the_username_and_address_for_fifteen_minutes(staff, 
         assert response.status_code == 200
         assert "Please enter the correct username and password" in response.content.decode()
     [key] = clean_redis.keys("login_failures:*")
+    assert len(key) < 60
     assert LOCKOUT_SECONDS - 5 <= clean_redis.ttl(key) <= LOCKOUT_SECONDS
 
     refused = attempt(client, "ops", PASSWORD)  # even the right password
@@ -64,6 +65,11 @@ def test_five_failures_lock_the_username_and_address_for_fifteen_minutes(staff, 
     assert attempt(client, "ops", PASSWORD, address="203.0.113.9").status_code == 302
     assert logged_in(client)
     assert attempt(Client(), "someone-else", "wrong").status_code == 200
+    # An IPv6 client is one client across its /64.
+    for n in range(FAILURE_LIMIT):
+        attempt(Client(), "ops", "wrong", address=f"2001:db8:1:2::{n + 1}")
+    assert attempt(Client(), "ops", PASSWORD, address="2001:db8:1:2:ffff::9").status_code == 429
+    assert attempt(Client(), "ops", PASSWORD, address="2001:db8:1:3::1").status_code == 302
 
     # Refused attempts are not counted (nor do they extend the lock); once the lock
     # expires (brought forward here), the right password works again.
