@@ -565,7 +565,15 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "activeSessions": {"type": "integer"},
                     "usersInQueue": {"type": "integer"},
-                    "queues": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "queues": {
+                        "type": "object",
+                        "description": "Users waiting per interest: the 50 largest queues.",
+                        "additionalProperties": {"type": "integer"},
+                    },
+                    "queueCount": {
+                        "type": "integer",
+                        "description": "How many interests have a queue.",
+                    },
                     "openStreams": {"type": "integer"},
                 },
             },

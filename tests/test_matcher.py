@@ -161,3 +161,22 @@ async def test_the_older_stream_to_replace_is_reported(aredis):
     assert again.state == "WAITING" and again.replaced_token == "t-a"
     matched = await services.enqueue_or_match("b", ["X"], "t-b")
     assert matched.partner_token == "second-stream" and matched.replaced_token == ""
+
+
+async def test_queue_overview_lists_the_largest_queues(aredis, monkeypatch, settings):
+    monkeypatch.setattr(selectors, "STATUS_QUEUES", 2)
+    settings.REMATCH_COOLDOWN = 60
+    await join("a", "PAIR")
+    await join("b", "PAIR")  # matched: kept apart, so both wait in PAIR next
+    await join("a", "PAIR", "A")
+    await join("b", "PAIR", "B", "C")
+    overview = await selectors.queue_overview()
+    assert overview.users_in_queue == 2 and overview.queue_count == 4
+    assert list(overview.by_interest.items())[:1] == [("PAIR", 2)]
+    assert len(overview.by_interest) == 2
+    await services.leave_queues("a")
+    overview = await selectors.queue_overview()
+    assert overview.queue_count == 3  # A's queue is gone, PAIR's shrank
+    assert list(overview.by_interest.values()) == [1, 1]
+    assert (await join("c", "PAIR")).partner == "b"
+    assert await aredis.zcard("queue:sizes") == 0 and await aredis.scard("queue:interests") == 0

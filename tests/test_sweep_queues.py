@@ -31,8 +31,9 @@ async def test_sweep_command_removes_lapsed_waiters_only(aredis, settings):
     assert proc.returncode == 0, proc.stderr
     assert '"event": "swept_lapsed_waiters", "removed": 10' in proc.stderr
     overview = await selectors.queue_overview()
-    assert overview.users_in_queue == 20
-    assert "SHARED" not in overview.by_interest and "I0" not in overview.by_interest
+    assert overview.users_in_queue == 20 and overview.queue_count == 40
+    queued = await aredis.zrange("queue:sizes", 0, -1)
+    assert "SHARED" not in queued and "I0" not in queued and "I1" in queued
     assert not await aredis.exists("user_interests:u3")
     assert await aredis.exists("user_interests:u4")
 

@@ -5,6 +5,8 @@
 --   user_interests:<u>    SET   interests of waiting user u
 --   queue:waiting         ZSET  every waiting user, score = enqueue time (µs)
 --   queue:interests       SET   interests whose queue is not empty
+--   queue:sizes           ZSET  the same interests, score = their queue's size (largest
+--                               queues for /status in O(log n))
 --   lease:<u>             STRING token of the stream holding u's place, expires (PX)
 --   chat_session:<id>     STRING JSON {chatId, serverUrl, participants, interest, createdAt}
 --   user_session:<u>      STRING chat id of u's current session
@@ -26,6 +28,18 @@ local function occasionally(now)
   return now % 16 == 0
 end
 
+-- Records the size of an interest's queue after it changed (queue:interests, queue:sizes).
+local function note_queue_size(interest)
+  local size = redis.call('ZCARD', 'interest:' .. interest)
+  if size == 0 then
+    redis.call('SREM', 'queue:interests', interest)
+    redis.call('ZREM', 'queue:sizes', interest)
+  else
+    redis.call('SADD', 'queue:interests', interest)
+    redis.call('ZADD', 'queue:sizes', size, interest)
+  end
+end
+
 -- Removes a user from every queue they wait in; returns 1 if they were waiting.
 local function leave_queues(user)
   local interests_key = 'user_interests:' .. user
@@ -36,9 +50,7 @@ local function leave_queues(user)
   for _, interest in ipairs(interests) do
     local queue = 'interest:' .. interest
     redis.call('ZREM', queue, user)
-    if redis.call('ZCARD', queue) == 0 then
-      redis.call('SREM', 'queue:interests', interest)
-    end
+    note_queue_size(interest)
   end
   redis.call('DEL', interests_key)
   redis.call('ZREM', 'queue:fallback', user)

@@ -95,7 +95,7 @@ end
 
 for _, interest in ipairs(interests) do
   redis.call('ZADD', 'interest:' .. interest, now, user)
-  redis.call('SADD', 'queue:interests', interest)
+  note_queue_size(interest)
 end
 redis.call('SADD', 'user_interests:' .. user, unpack(interests))
 redis.call('ZADD', 'queue:waiting', now, user)
