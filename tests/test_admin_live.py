@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,13 +21,13 @@ import requests
 from django.conf import settings
 
 from animochat.embedded_redis import free_port
+from tests.support.browser import CHROMIUM, NOT_INSTALLED, launch_chromium
 from tests.support.servers import BASE_DIR
 from tests.test_admin import SECTIONS, StreamReader, load_waiting_users
 
 ADMIN_USERNAME = "ops"
 ADMIN_PASSWORD = "correct horse battery staple"
 ARTIFACTS = BASE_DIR / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def run_command_env(database: Path, **extra: str) -> dict[str, str]:
@@ -186,18 +185,14 @@ def test_ensure_admin_updates_the_password_and_refuses_without_the_variables(tmp
 
 @pytest.mark.skipif(
     CHROMIUM is None,
-    reason="Chromium is not installed (apt-get install chromium; .ci/run installs it)",
+    reason=NOT_INSTALLED,
 )
 def test_operator_session_in_a_real_browser(service, clean_redis):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(20_000)
