@@ -13,6 +13,8 @@ import requests
 
 from matchmaking import services, stream_ids
 from tests.support.sse_client import open_stream
+from tests.test_auth import SECRET, bearer, token
+from tests.test_tickets import new_ticket
 
 
 async def reconnect(server, user: str, last_event_id: str, **params: str):
@@ -146,3 +148,26 @@ async def test_a_fresh_request_always_searches(daphne, clean_redis):
     assert (await fresh.next_event())["state"] == "WAITING"
     assert "chatId" not in session_of(daphne, "fb")  # searching again ended the chat
     await fresh.close()
+
+
+async def test_a_ticket_streams_reconnect_is_refused_by_its_spent_ticket(
+    daphne_factory, clean_redis
+):
+    server = daphne_factory(AUTH_JWT_SECRET=SECRET)
+    streams = {}
+    for user in ("ta", "tb"):
+        ticket = new_ticket(server, user)
+        stream = await open_stream(
+            server.url, params={"userId": user, "interests": "T", "ticket": ticket}
+        )
+        streams[user] = (stream, ticket, await stream.next_event())
+    _, ticket, mine = streams["tb"]
+    assert mine["state"] == "MATCHED"
+    again = await reconnect(server, "tb", mine["chatId"], interests="T", ticket=ticket)
+    assert again.status == 401
+    assert (await again.next_event())["code"] == "TICKET_USED"
+    session = requests.get(
+        f"{server.url}/session/tb", headers=bearer(token("tb")), timeout=5
+    ).json()
+    assert session["chatId"] == mine["chatId"]  # untouched
+    assert clean_redis.zcard("queue:waiting") == 0
