@@ -10,12 +10,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# Editable: the venv runs this checkout, never a stale copy of it in site-packages.
 $(VENV)/.run-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q .
+	$(BIN)/python -m pip install -q -e .
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
 run: $(VENV)/.run-deps

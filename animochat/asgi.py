@@ -1,6 +1,7 @@
 """ASGI entry point: ``daphne animochat.asgi:application``.
 
-``/matchmaking`` goes to the raw SSE consumer; everything else to Django. Around both,
+``/matchmaking`` goes to the raw SSE consumer and the probes (``/healthz``, ``/readyz``)
+to :mod:`animochat.health`; everything else to Django. Around all of them,
 :class:`~animochat.clientaddr.TrustedClientMiddleware` decides the client's address and
 scheme once (``TRUSTED_PROXY_HOPS``), so no Daphne flag is needed for it.
 """
@@ -22,6 +23,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from animochat import health  # noqa: E402
 from animochat.clientaddr import TrustedClientMiddleware  # noqa: E402
 from matchmaking.consumers import MatchmakingStreamConsumer  # noqa: E402
 
@@ -30,6 +32,8 @@ router = ProtocolTypeRouter(
         "http": URLRouter(
             [
                 path("matchmaking", MatchmakingStreamConsumer.as_asgi()),
+                path("healthz", health.healthz),
+                path("readyz", health.readyz),
                 re_path(r"", django_application),
             ]
         ),

@@ -74,6 +74,14 @@ class RedisPubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
             _wrap_close(self, loop)
         return layer
 
+    async def listener_connected(self, timeout: float) -> bool:
+        """Whether this loop's subscriber connections are up, waiting up to ``timeout``.
+
+        The listener is otherwise started by the first stream; a readiness probe must
+        not wait for one, so it is started here if it is not running yet.
+        """
+        return await self._get_layer().listener_connected(timeout)
+
 
 class RedisPubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -103,6 +111,16 @@ class RedisPubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
         if self.channels.pop(channel, None) is not None:
             await self._get_shard(channel).unsubscribe(channel)
 
+    async def listener_connected(self, timeout: float) -> bool:
+        for shard in self._shards:
+            shard.start_listener()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not all(shard.listener_connected for shard in self._shards):
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     def connection_lost(self) -> None:
         message = self.channel_layer.serialize({"type": CONNECTION_LOST})
         for queue in self.channels.values():
@@ -123,6 +141,15 @@ class RedisSingleShardConnection(pubsub.RedisSingleShardConnection):
         super().__init__(*args, **kwargs)
         self._changes: list[tuple[str, str, asyncio.Future]] = []
         self._sender: asyncio.Task | None = None
+
+    def start_listener(self) -> None:
+        self._ensure_redis()
+        self._ensure_receiver()
+
+    @property
+    def listener_connected(self) -> bool:
+        connection = self._pubsub.connection if self._pubsub is not None else None
+        return connection is not None and connection.is_connected
 
     async def publish(self, channel: str, message: bytes) -> None:
         # Publishing needs none of the lock that orders (un)subscribes: queued behind

@@ -7,12 +7,26 @@ clear line instead of a traceback deep inside Django or Daphne.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+# Run from a checkout, the service keeps its files (.env, .secret_key, db.sqlite3,
+# staticfiles) in the checkout; installed from a wheel (site-packages), in the working
+# directory it is started from.
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_dir() -> Path:
+    """Where ``.env``, ``.secret_key``, the SQLite database and ``staticfiles`` live."""
+    if (SOURCE_ROOT / "manage.py").is_file() and (SOURCE_ROOT / "pyproject.toml").is_file():
+        return SOURCE_ROOT
+    return Path.cwd()
+
 
 DEFAULT_CHAT_SERVER_URLS = (
     "https://animochat-chat-server.onrender.com",
@@ -65,6 +79,9 @@ class Config:
     auth_jwt_audience: str
     auth_jwks_url: str
     log_level: str
+    host: str
+    web_concurrency: int
+    access_log: bool
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -194,6 +211,25 @@ def parse_sentinels(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     return tuple(sentinels)
 
 
+def parse_host(value: str) -> str:
+    # Every Daphne process is handed one socket the launcher bound; Daphne adopts an
+    # inherited socket as IPv4 only.
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ConfigError(f"HOST must be an IPv4 address such as 0.0.0.0, got {value!r}") from None
+    return value
+
+
+def default_web_concurrency() -> int:
+    """One Daphne process per core this process may run on (one event loop each), up to 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
 def parse_database_url(value: str) -> str:
     if not value.startswith(("sqlite:///", "postgres://", "postgresql://")):
         raise ConfigError(f"DATABASE_URL must be sqlite:///<path> or postgresql://…, got {value!r}")
@@ -224,7 +260,7 @@ def parse_jwks_url(env: Mapping[str, str]) -> str:
 
 def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> Config:
     """Build the configuration from ``env`` (default: ``os.environ`` over ``.env``)."""
-    base_dir = base_dir or Path(__file__).resolve().parent.parent
+    base_dir = base_dir or project_dir()
     if env is None:
         env = {**read_dotenv(base_dir / ".env"), **os.environ}
 
@@ -325,4 +361,7 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
         auth_jwt_audience=env.get("AUTH_JWT_AUDIENCE", "authenticated").strip(),
         auth_jwks_url=parse_jwks_url(env),
         log_level=log_level,
+        host=parse_host(env.get("HOST", "").strip() or "0.0.0.0"),
+        web_concurrency=parse_int(env, "WEB_CONCURRENCY", default_web_concurrency(), 1, 64),
+        access_log=parse_bool(env, "ACCESS_LOG", False),
     )

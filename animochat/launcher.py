@@ -1,31 +1,52 @@
-"""``make run``: everything between a fresh checkout and a serving matchmaker.
+"""``make run`` and ``animochat-matchmaking``: the service's processes, supervised.
 
-Checks the configuration, finds Redis (starting the embedded one when ``REDIS_URL``
-is unset and nothing answers on localhost:6379), migrates the admin database,
-optionally creates an admin user, then runs Daphne, ``manage.py heartbeat`` and
-``manage.py sweep_queues`` side by side until Ctrl-C or SIGTERM, which stops
-everything it started.
+``animochat-matchmaking`` (what ``make run`` runs) is everything between a fresh
+checkout and a serving matchmaker: it checks the configuration, finds Redis (starting
+the embedded one when ``REDIS_URL`` is unset and nothing answers on localhost:6379),
+migrates the admin database, collects static files, optionally creates an admin user,
+then runs the web processes, ``heartbeat`` and ``sweep_queues`` side by side.
+
+``animochat-matchmaking web`` runs the web processes only, for hosts that run the
+heartbeat and the sweeper as processes of their own (``Procfile``) and apply migrations
+in a release step.
+
+The web processes are ``WEB_CONCURRENCY`` Daphne processes sharing one listening socket:
+it is bound here, once, with a deep backlog, and handed to each Daphne (``--fd``), so
+one port is served by every core and the kernel spreads connections over them.
+
+Supervision is what a process manager can trust: Ctrl-C or SIGTERM stops every child
+and exits 0; any child exiting on its own stops the others and exits 1, so a restart
+policy (systemd, Docker, Render) brings the whole service back.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
-from animochat.config import ConfigError, load_config, read_dotenv
+from animochat.config import Config, ConfigError, load_config, project_dir, read_dotenv
 from animochat.embedded_redis import EmbeddedRedis, redis_answers, sentinel_primary_answers
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = project_dir()
 SECRET_KEY_FILE = BASE_DIR / ".secret_key"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379"
+# Daphne's own default backlog is 50: a burst of new streams overflows it, and every
+# overflowed connection waits a second or more for its SYN to be sent again.
+LISTEN_BACKLOG = 4096
+SOMAXCONN_PATH = Path("/proc/sys/net/core/somaxconn")
+STOP_TIMEOUT = 15.0
+EXIT_CHILD_FAILED = 1
 
 
 def say(event: str, level: str = "INFO", **fields: object) -> None:
@@ -40,7 +61,7 @@ def say(event: str, level: str = "INFO", **fields: object) -> None:
     print(json.dumps(entry), file=sys.stderr, flush=True)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"make run: {message}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -68,8 +89,19 @@ def local_secret_key() -> str:
     return SECRET_KEY_FILE.read_text().strip()
 
 
+def read_environment() -> dict[str, str]:
+    return {**read_dotenv(BASE_DIR / ".env"), **os.environ}
+
+
+def checked_config(env: dict[str, str]) -> Config:
+    try:
+        return load_config(env, BASE_DIR)
+    except ConfigError as error:
+        fail(f"configuration error: {error}")
+
+
 def prepare_environment() -> tuple[dict[str, str], EmbeddedRedis | None]:
-    env = {**read_dotenv(BASE_DIR / ".env"), **os.environ}
+    env = read_environment()
     if not env.get("SECRET_KEY"):
         env["SECRET_KEY"] = local_secret_key()
         if env.get("RENDER_EXTERNAL_URL"):
@@ -81,10 +113,7 @@ def prepare_environment() -> tuple[dict[str, str], EmbeddedRedis | None]:
                 "each instance would reject the others' log-ins. Set the same SECRET_KEY "
                 "on every instance.",
             )
-    try:
-        config = load_config(env, BASE_DIR)
-    except ConfigError as error:
-        fail(f"configuration error: {error}")
+    config = checked_config(env)
 
     embedded = None
     if config.redis_sentinels:
@@ -119,84 +148,176 @@ def prepare_environment() -> tuple[dict[str, str], EmbeddedRedis | None]:
     return env, embedded
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
-
-
-def main() -> None:
-    env, embedded = prepare_environment()
-    children: list[subprocess.Popen] = []
+def listen_backlog() -> int:
+    """4096, or less where the kernel caps backlogs lower (``net.core.somaxconn``)."""
     try:
-        manage(env, "migrate", "--no-input", "-v", "0")
-        manage(env, "collectstatic", "--no-input", "-v", "0")
-        if env.get("DJANGO_SUPERUSER_USERNAME") and env.get("DJANGO_SUPERUSER_PASSWORD"):
-            manage(env, "ensure_admin")
-        port = env.get("PORT", "3000") or "3000"
-        host = env.get("HOST", "0.0.0.0") or "0.0.0.0"
-        children.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    host,
-                    "-p",
-                    port,
-                    # No access log: the service logs its own events, and Daphne formatting a line
-                    # per request for nobody cost 3 % of its CPU.
-                    "-v",
-                    "0",
-                    "animochat.asgi:application",
-                ],
-                cwd=BASE_DIR,
-                env=env,
-            )
-        )
-        for command in ("heartbeat", "sweep_queues"):
-            children.append(
-                subprocess.Popen([sys.executable, "manage.py", command], cwd=BASE_DIR, env=env)
-            )
-        say(
-            "serving",
-            url=f"http://{'localhost' if host == '0.0.0.0' else host}:{port}",
-            processes=[c.pid for c in children],
-        )
-        stop_on_signal(children, embedded)
-    finally:
-        stop(children, embedded)
+        return min(LISTEN_BACKLOG, int(SOMAXCONN_PATH.read_text()))
+    except (OSError, ValueError):  # not Linux: the kernel caps it silently
+        return LISTEN_BACKLOG
 
 
-def stop_on_signal(children: list[subprocess.Popen], embedded: EmbeddedRedis | None) -> None:
-    stopping = False
-
-    def handle(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
-    while not stopping:
-        for child in children:
-            if child.poll() is not None:
-                say("child exited", pid=child.pid, code=child.returncode)
-                return
-        time.sleep(0.2)
-    say("stopping")
+def listening_socket(host: str, port: int) -> tuple[socket.socket, int]:
+    """The one socket every web process accepts on, bound and listening."""
+    backlog = listen_backlog()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+    sock.listen(backlog)
+    return sock, backlog
 
 
-def stop(children: list[subprocess.Popen], embedded: EmbeddedRedis | None) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for child in children:
+def manage_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "animochat.manage", *args]
+
+
+def daphne_command(fd: int) -> list[str]:
+    # No --proxy-headers: the application decides the client address itself.
+    # No access log from Daphne: ACCESS_LOG turns on the application's own JSON one.
+    return [
+        sys.executable,
+        "-m",
+        "daphne",
+        "--fd",
+        str(fd),
+        "-v",
+        "0",
+        "animochat.asgi:application",
+    ]
+
+
+class Supervisor:
+    """Starts the children, waits for a signal or a child's exit, then stops them all."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.stopping = False
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def run_step(self, env: dict[str, str], *args: str) -> None:
+        """One management command to completion (migrate…), before serving."""
+        if self.stopping:
+            raise SystemExit(0)
+        result = subprocess.run(manage_command(*args), cwd=BASE_DIR, env=env, check=False)
+        if self.stopping:  # Ctrl-C reached the command too
+            raise SystemExit(0)
+        if result.returncode != 0:
+            fail(f"manage.py {args[0]} failed (exit {result.returncode})")
+
+    def start(self, name: str, command: list[str], env: dict[str, str], **options) -> None:
+        child = subprocess.Popen(command, cwd=BASE_DIR, env=env, **options)
+        self.children.append((name, child))
+
+    def start_web(self, env: dict[str, str], config: Config) -> int:
+        """``WEB_CONCURRENCY`` Daphne processes on one socket; returns its backlog."""
+        sock, backlog = listening_socket(config.host, config.port)
         try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-    if embedded is not None:
-        embedded.stop()
+            for _ in range(config.web_concurrency):
+                self.start("web", daphne_command(sock.fileno()), env, pass_fds=(sock.fileno(),))
+        finally:
+            # The children hold it now; the launcher accepts nothing itself.
+            sock.close()
+        return backlog
+
+    def wait(self) -> int:
+        """Until a signal (0) or a child's own exit (1)."""
+        while not self.stopping:
+            for name, child in self.children:
+                if child.poll() is not None:
+                    say("child exited", name=name, pid=child.pid, code=child.returncode)
+                    return EXIT_CHILD_FAILED
+            time.sleep(0.2)
+        say("stopping")
+        return 0
+
+    def stop(self) -> None:
+        for _, child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for _, child in self.children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def serve(env: dict[str, str], config: Config, supervisor: Supervisor, workers: bool) -> int:
+    if supervisor.stopping:
+        return 0
+    backlog = supervisor.start_web(env, config)
+    if workers:
+        supervisor.start("heartbeat", manage_command("heartbeat"), env)
+        supervisor.start("sweep", manage_command("sweep_queues"), env)
+    host = "localhost" if config.host == "0.0.0.0" else config.host
+    say(
+        "serving",
+        url=f"http://{host}:{config.port}",
+        backlog=backlog,
+        processes=[{"name": name, "pid": child.pid} for name, child in supervisor.children],
+    )
+    return supervisor.wait()
+
+
+def run_all() -> int:
+    """Everything ``make run`` does; the exit status for the process manager."""
+    supervisor = Supervisor()
+    env, embedded = prepare_environment()
+    try:
+        config = checked_config(env)
+        supervisor.run_step(env, "migrate", "--no-input", "-v", "0")
+        supervisor.run_step(env, "collectstatic", "--no-input", "-v", "0")
+        if env.get("DJANGO_SUPERUSER_USERNAME") and env.get("DJANGO_SUPERUSER_PASSWORD"):
+            supervisor.run_step(env, "ensure_admin")
+        return serve(env, config, supervisor, workers=True)
+    finally:
+        supervisor.stop()
+        if embedded is not None:
+            embedded.stop()
+
+
+def run_web() -> int:
+    supervisor = Supervisor()
+    env = read_environment()
+    config = checked_config(env)
+    try:
+        return serve(env, config, supervisor, workers=False)
+    finally:
+        supervisor.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="animochat-matchmaking",
+        description="Run the AnimoChat matchmaking service (configured by the environment "
+        "and .env; see .env.example).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "run", help="migrate, then serve with the heartbeat and sweeper (the default)"
+    )
+    commands.add_parser(
+        "web", help="only the web processes: WEB_CONCURRENCY Daphne processes on one socket"
+    )
+    manage = commands.add_parser(
+        "manage", help="a Django management command (migrate, heartbeat, sweep_queues…)"
+    )
+    manage.add_argument("arguments", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command == "manage":
+        from animochat.manage import main as manage_main
+
+        manage_main(["animochat-matchmaking manage", *args.arguments])
+        return
+    raise SystemExit(run_web() if args.command == "web" else run_all())
 
 
 if __name__ == "__main__":

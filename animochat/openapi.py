@@ -405,6 +405,26 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness: the process runs (no Redis call, never rate limited)",
+                    "responses": {
+                        "200": _json("The process is running.", "Alive"),
+                        "405": _message("Method not allowed."),
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: Redis answers, the pub/sub listener is connected "
+                    "and the Lua scripts are loaded (never rate limited)",
+                    "responses": {
+                        "200": _json("Ready to serve.", "Readiness"),
+                        "405": _message("Method not allowed."),
+                        "503": _json("Not ready; `checks` names what is not.", "NotReady"),
+                    },
+                }
+            },
             "/maintenance": {
                 "get": {
                     "summary": "Maintenance state shared by every instance",
@@ -445,7 +465,35 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
+READINESS_CHECKS = {
+    "type": "object",
+    "required": ["redis", "scripts", "pubsub"],
+    "properties": {
+        name: {"type": "string", "enum": ["ready", "down", "unknown"]}
+        for name in ("redis", "scripts", "pubsub")
+    },
+}
+
 SCHEMAS: dict[str, Any] = {
+    "Alive": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": ["ok"]}},
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {"status": {"type": "string", "enum": ["ready"]}, "checks": READINESS_CHECKS},
+    },
+    "NotReady": {
+        "type": "object",
+        "required": ["code", "message", "checks"],
+        "properties": {
+            "code": {"type": "string", "enum": ["NOT_READY"]},
+            "message": {"type": "string"},
+            "checks": READINESS_CHECKS,
+        },
+    },
     "Message": {
         "type": "object",
         "required": ["message"],
@@ -580,7 +628,11 @@ SCHEMAS: dict[str, Any] = {
             "discovery": {"type": "object"},
             "serviceInfo": {
                 "type": "object",
-                "properties": {"serviceName": {"type": "string"}, "version": {"type": "string"}},
+                "properties": {
+                    "serviceName": {"type": "string"},
+                    "version": {"type": "string"},
+                    "pid": {"type": "integer", "description": "The answering process"},
+                },
             },
             "uptime": {"type": "number"},
             "processMemory": {"type": "object"},

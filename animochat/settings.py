@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from animochat.config import ConfigError, load_config
+from animochat.config import ConfigError, load_config, project_dir
 from animochat.redis_client import SENTINEL_OPTIONS, sentinel_connection_options
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+# The checkout, or the working directory of an installed service (see project_dir).
+BASE_DIR = project_dir()
 
 try:
     CONFIG = load_config(base_dir=BASE_DIR)
@@ -86,7 +86,8 @@ ASGI_APPLICATION = "animochat.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # Each app ships its own templates (inside the package, so in the wheel too).
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -166,7 +166,12 @@ async def status_report() -> dict[str, Any]:
         "redis": {"commands": redis_state, "subscriber": notifications.subscriber_state()},
         "metrics": metrics,
         "discovery": discovery,
-        "serviceInfo": {"serviceName": settings.SERVICE_NAME, "version": settings.SERVICE_VERSION},
+        "serviceInfo": {
+            "serviceName": settings.SERVICE_NAME,
+            "version": settings.SERVICE_VERSION,
+            # Which of the web processes sharing the port answered.
+            "pid": os.getpid(),
+        },
         **_process_report(),
     }
 

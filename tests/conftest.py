@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 import redis
 from django.conf import settings
 
+from animochat.embedded_redis import EmbeddedRedis
 from animochat.redis_client import close_redis, get_redis
 from matchmaking import selectors
 from tests.support.servers import DaphneProcess
@@ -59,4 +62,21 @@ def daphne_factory():
 
     yield start
     for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of this test's own, which the test may stop and restart."""
+    servers = [EmbeddedRedis().start()]
+
+    def restart() -> EmbeddedRedis:
+        servers[-1].stop()
+        servers.append(EmbeddedRedis(port=servers[0].port).start())
+        return servers[-1]
+
+    servers[0].restart = restart
+    yield servers[0]
+    for server in servers:
+        server.process.send_signal(signal.SIGCONT)  # in case a test left it frozen
         server.stop()

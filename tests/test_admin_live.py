@@ -72,7 +72,8 @@ def service(tmp_path_factory):
             try:
                 requests.get(base + "/maintenance", timeout=1)
                 break
-            except requests.ConnectionError:
+            # Refused before the launcher binds; timed out while Daphne is not yet accepting.
+            except (requests.ConnectionError, requests.Timeout):
                 output = (workdir / "run.log").read_text()
                 assert proc.poll() is None, output
                 assert time.monotonic() < deadline, output

@@ -164,7 +164,11 @@ async def test_status_document(daphne):
     assert body["metrics"]["queues"] == {"Q1": 1, "Q2": 1}
     assert body["metrics"]["activeSessions"] == 1
     assert body["metrics"]["openStreams"] == 1
-    assert body["serviceInfo"] == {"serviceName": "matchmaking-server", "version": "1.0.0"}
+    assert body["serviceInfo"] == {
+        "serviceName": "matchmaking-server",
+        "version": "1.0.0",
+        "pid": daphne.process.pid,
+    }
     assert body["uptime"] > 0 and body["processMemory"]["rss"] > 0
     assert set(body["os"]) == {
         "hostname",

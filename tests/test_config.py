@@ -72,6 +72,18 @@ def test_chat_server_allowed_hosts():
     assert hosts == ("chat.example.com", ".onrender.com")
 
 
+@pytest.mark.parametrize(("cores", "expected"), [(1, 1), (2, 2), (8, 8), (32, 8)])
+def test_web_concurrency_defaults_to_the_cores_up_to_8(monkeypatch, cores, expected):
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(cores)))
+    assert config().web_concurrency == expected
+    assert config(WEB_CONCURRENCY="12").web_concurrency == 12
+
+
+def test_launcher_settings():
+    assert config().host == "0.0.0.0" and config(HOST="127.0.0.1").host == "127.0.0.1"
+    assert config().access_log is False and config(ACCESS_LOG="true").access_log is True
+
+
 def test_empty_chat_server_list_is_allowed():
     assert config(CHAT_SERVER_URLS="").chat_server_urls == ()
 
@@ -108,6 +120,11 @@ def test_empty_chat_server_list_is_allowed():
         ({"AUTH_JWT_SECRET": "s" * 31}, "AUTH_JWT_SECRET"),
         ({"AUTH_JWKS_URL": "ftp://keys.example"}, "AUTH_JWKS_URL"),
         ({"AUTH_JWKS_URL": "http://keys.example/jwks.json"}, "AUTH_JWKS_URL"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+        ({"WEB_CONCURRENCY": "two"}, "WEB_CONCURRENCY"),
+        ({"HOST": "localhost"}, "HOST"),
+        ({"HOST": "::"}, "HOST"),
+        ({"ACCESS_LOG": "loud"}, "ACCESS_LOG"),
     ],
 )
 def test_bad_values_name_the_variable(env, names):

@@ -14,12 +14,10 @@ import json
 import signal
 import time
 
-import pytest
 import redis
 import requests
 from django.conf import settings
 
-from animochat.embedded_redis import EmbeddedRedis
 from animochat.redis_client import get_sync_redis
 from matchmaking import services
 from tests.support.sse_client import open_stream
@@ -38,23 +36,6 @@ ENDPOINTS = [
     ("POST", "/cancel_matchmaking", {"json": {"userId": "someone"}}),
     ("POST", "/session/disconnect", {"json": {"userId": "someone"}}),
 ]
-
-
-@pytest.fixture
-def private_redis():
-    """A redis-server of this test's own, which the test may stop and restart."""
-    servers = [EmbeddedRedis().start()]
-
-    def restart() -> EmbeddedRedis:
-        servers[-1].stop()
-        servers.append(EmbeddedRedis(port=servers[0].port).start())
-        return servers[-1]
-
-    servers[0].restart = restart
-    yield servers[0]
-    for server in servers:
-        server.process.send_signal(signal.SIGCONT)  # in case a test left it frozen
-        server.stop()
 
 
 async def wait_until(predicate, timeout: float) -> bool:

@@ -1,35 +1,22 @@
-"""`make run`'s launcher: Redis resolution (embedded fallback) and serving end to end."""
+"""The launcher: Redis resolution (embedded fallback), one port served by several
+processes, and exits a process manager can act on."""
 
 from __future__ import annotations
 
-import os
 import signal
+import socket
 import subprocess
 import sys
-import time
 
+import psutil
 import requests
 from django.conf import settings
 
 from animochat import launcher
 from animochat.embedded_redis import free_port, redis_answers
+from tests.support.discovery_servers import wait_for
+from tests.support.launcher import Launcher, launcher_env
 from tests.support.servers import BASE_DIR
-
-
-def launcher_env(tmp_path, **extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "TEST_REDIS_URL")
-    }
-    env.update(
-        PORT=str(free_port()),
-        DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
-        HEARTBEAT_INTERVAL="1",
-        DISCOVERY_SERVER_URL="http://127.0.0.1:9/",
-        **extra,
-    )
-    return env
 
 
 def test_embedded_redis_when_nothing_answers(monkeypatch):
@@ -84,33 +71,24 @@ def test_bad_configuration_refuses_with_one_line(tmp_path):
 
 
 def test_serves_and_stops_everything_on_ctrl_c(tmp_path, clean_redis):
-    env = launcher_env(tmp_path, REDIS_URL=settings.REDIS_URL, RATE_LIMIT_PER_MINUTE="100")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "animochat.launcher"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    run = Launcher(
+        launcher_env(
+            tmp_path,
+            REDIS_URL=settings.REDIS_URL,
+            WEB_CONCURRENCY="2",
+            RATE_LIMIT_PER_MINUTE="100",
+        )
     )
-    base = f"http://127.0.0.1:{env['PORT']}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                response = requests.get(base + "/maintenance", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        run.wait_serving()
+        response = requests.get(run.url + "/maintenance", timeout=5)
         assert response.json()["state"] == "ACTIVE"
-        css = requests.get(base + "/static/admin/css/base.css", timeout=5)
+        css = requests.get(run.url + "/static/admin/css/base.css", timeout=5)
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
         # With no trusted proxy, the client's own X-Forwarded-For does not name it.
         for spoofed in ("198.18.0.1", "198.18.0.2"):
             requests.post(
-                base + "/cancel_matchmaking",
+                run.url + "/cancel_matchmaking",
                 json={"userId": "spoofer"},
                 headers={"X-Forwarded-For": spoofed},
                 timeout=5,
@@ -118,13 +96,81 @@ def test_serves_and_stops_everything_on_ctrl_c(tmp_path, clean_redis):
         assert {key.decode().split(":")[2] for key in clean_redis.keys("ratelimit:*")} == {
             "127.0.0.1"
         }
+        children = [p["pid"] for p in run.wait_event("serving")["processes"]]
+        assert sorted(p["name"] for p in run.wait_event("serving")["processes"]) == [
+            "heartbeat",
+            "sweep",
+            "web",
+            "web",
+        ]
     finally:
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, output
-    assert '"event": "serving"' in output and '"event": "stopping"' in output
+        code = run.stop(signal.SIGINT)
+    assert code == 0, run.output()
+    assert run.events("stopping")
+    assert not any(psutil.pid_exists(pid) for pid in children)
+    assert not run.answers("/maintenance"), "the server is still answering after Ctrl-C"
+
+
+def shared_port_backlog(port: int) -> int:
+    """The backlog of the socket listening on ``port`` (``ss`` shows it as Send-Q)."""
+    listing = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(listing[2])
+
+
+def test_web_processes_share_one_port_and_stop_on_sigterm(tmp_path):
+    env = launcher_env(tmp_path, REDIS_URL=settings.REDIS_URL, WEB_CONCURRENCY="2")
+    run = Launcher(env, "web")
     try:
-        requests.get(base + "/maintenance", timeout=1)
-        raise AssertionError("the server is still answering after Ctrl-C")
-    except requests.ConnectionError:
-        pass
+        run.wait_serving()
+        web = run.pids("web")
+        assert len(web) == 2 and [p["name"] for p in run.wait_event("serving")["processes"]] == [
+            "web",
+            "web",
+        ]
+        # One socket, bound once: one listener on the port, with the deep backlog.
+        assert run.wait_event("serving")["backlog"] == launcher.listen_backlog()
+        assert shared_port_backlog(int(env["PORT"])) == launcher.listen_backlog()
+        # New connections reach both processes: each answer names its process.
+        answered: set[int] = set()
+
+        def both_answered() -> bool:
+            body = requests.get(run.url + "/status", timeout=5).json()
+            answered.add(body["serviceInfo"]["pid"])
+            return answered == set(web)
+
+        assert wait_for(both_answered, timeout=120, interval=0.01), (answered, web)
+    finally:
+        code = run.stop(signal.SIGTERM)
+    assert code == 0, run.output()
+    assert run.events("stopping") and not run.events("child exited")
+    assert not any(psutil.pid_exists(pid) for pid in web)
+    assert not run.answers()
+
+
+def test_a_child_exiting_stops_the_others_and_fails(tmp_path):
+    run = Launcher(launcher_env(tmp_path, REDIS_URL=settings.REDIS_URL, WEB_CONCURRENCY="2"), "web")
+    try:
+        run.wait_serving()
+        crashed, survivor = run.pids("web")
+        psutil.Process(crashed).kill()
+        code = run.wait_exit(60)
+    finally:
+        run.stop()
+    assert code == launcher.EXIT_CHILD_FAILED != 0, run.output()
+    assert run.wait_event("child exited")["pid"] == crashed
+    assert not psutil.pid_exists(survivor)
+    assert not run.answers()
+
+
+def test_unusable_port_refuses_clearly(tmp_path):
+    env = launcher_env(tmp_path, REDIS_URL=settings.REDIS_URL, HOST="127.0.0.1")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(env["PORT"])))
+        taken.listen()
+        run = Launcher(env, "web")
+        code = run.wait_exit(60)
+    assert code == 2
+    assert f"make run: cannot listen on 127.0.0.1:{env['PORT']}" in run.output()
+    assert "Traceback" not in run.output()
