@@ -48,6 +48,7 @@ ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     "AUTH_UNAVAILABLE": ((503,), "The `AUTH_JWKS_URL` keys cannot be fetched; try again."),
     "NO_CHAT_SERVER": ((503,), "Neither discovery nor `CHAT_SERVER_URLS` names a chat server."),
     "INTERNAL_ERROR": ((500,), "An unexpected failure (a bug): it is logged."),
+    "NOT_READY": ((503,), "`GET /readyz`: this process cannot serve yet; `checks` says why."),
     # Ends of a waiting stream (status 200: the stream had started)
     "SERVER_SHUTDOWN": ((200,), "The server is stopping; reconnect to wait again."),
     "QUEUE_PLACE_LOST": ((200,), "The place in the queue lapsed; reconnect to wait again."),

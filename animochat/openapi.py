@@ -410,7 +410,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Liveness: the process runs (no Redis call, never rate limited)",
                     "responses": {
                         "200": _json("The process is running.", "Alive"),
-                        "405": _message("Method not allowed."),
+                        "405": _error("Method not allowed."),
                     },
                 }
             },
@@ -420,7 +420,7 @@ def openapi_document() -> dict[str, Any]:
                     "and the Lua scripts are loaded (never rate limited)",
                     "responses": {
                         "200": _json("Ready to serve.", "Readiness"),
-                        "405": _message("Method not allowed."),
+                        "405": _error("Method not allowed."),
                         "503": _json("Not ready; `checks` names what is not.", "NotReady"),
                     },
                 }
