@@ -7,6 +7,7 @@ clear line instead of a traceback deep inside Django or Daphne.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -233,6 +234,13 @@ def default_web_concurrency() -> int:
 def parse_database_url(value: str) -> str:
     if not value.startswith(("sqlite:///", "postgres://", "postgresql://")):
         raise ConfigError(f"DATABASE_URL must be sqlite:///<path> or postgresql://…, got {value!r}")
+    # Said here in one line, rather than by Django's "Error loading psycopg2 or psycopg
+    # module" at the first query.
+    if not value.startswith("sqlite") and importlib.util.find_spec("psycopg") is None:
+        raise ConfigError(
+            "DATABASE_URL is a PostgreSQL URL, but psycopg is not installed: "
+            "pip install 'animochat-matchmaking[postgres]'"
+        )
     return value
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+import dj_database_url
 
 from animochat.config import ConfigError, load_config, project_dir
 from animochat.redis_client import SENTINEL_OPTIONS, sentinel_connection_options
@@ -100,21 +102,13 @@ TEMPLATES = [
 ]
 
 
-def _database(url: str) -> dict[str, object]:
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path)}
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": parts.path.lstrip("/"),
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        "HOST": parts.hostname or "",
-        "PORT": parts.port or "",
-    }
+def database_settings(url: str) -> dict[str, object]:
+    """Django's settings for ``DATABASE_URL``; query parameters (``?sslmode=require``,
+    which managed PostgreSQL services ask for) become the driver's options."""
+    return dj_database_url.parse(url)
 
 
-DATABASES = {"default": _database(CONFIG.database_url)}
+DATABASES = {"default": database_settings(CONFIG.database_url)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
