@@ -24,6 +24,7 @@ from django.conf import settings  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from animochat import health  # noqa: E402
+from animochat.access_log import AccessLogMiddleware  # noqa: E402
 from animochat.clientaddr import TrustedClientMiddleware  # noqa: E402
 from matchmaking.consumers import MatchmakingStreamConsumer  # noqa: E402
 
@@ -39,4 +40,7 @@ router = ProtocolTypeRouter(
         ),
     }
 )
-application = TrustedClientMiddleware(router, settings.TRUSTED_PROXY_HOPS)
+# Inside the client decision, so the access log names the client it decided.
+application = TrustedClientMiddleware(
+    AccessLogMiddleware(router) if settings.ACCESS_LOG else router, settings.TRUSTED_PROXY_HOPS
+)

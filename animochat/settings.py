@@ -43,6 +43,7 @@ REMATCH_COOLDOWN = CONFIG.rematch_cooldown
 RATE_LIMIT_PER_MINUTE = CONFIG.rate_limit_per_minute
 # Proxies in front of the service that append to X-Forwarded-For (animochat/clientaddr.py).
 TRUSTED_PROXY_HOPS = CONFIG.trusted_proxy_hops
+ACCESS_LOG = CONFIG.access_log
 SSE_RETRY_MS = CONFIG.sse_retry_ms
 DEFAULT_FALLBACK_AFTER = CONFIG.default_fallback_after
 AUTH_JWT_SECRET = CONFIG.auth_jwt_secret
@@ -227,6 +228,8 @@ LOGGING = {
             name: {"handlers": ["stderr"], "level": CONFIG.log_level, "propagate": False}
             for name in ("animochat", "matchmaking", "sessions_app", "discovery", "django.request")
         },
+        # ACCESS_LOG's lines: when it is on, whatever LOG_LEVEL says.
+        "animochat.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         # Refused requests (a Host header not in ALLOWED_HOSTS): one line each.
         "django.security": {"handlers": ["stderr_one_line"], "propagate": False},
     },
