@@ -83,6 +83,7 @@ class Config:
     host: str
     web_concurrency: int
     access_log: bool
+    demo_page: bool
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -372,4 +373,5 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
         host=parse_host(env.get("HOST", "").strip() or "0.0.0.0"),
         web_concurrency=parse_int(env, "WEB_CONCURRENCY", default_web_concurrency(), 1, 64),
         access_log=parse_bool(env, "ACCESS_LOG", False),
+        demo_page=parse_bool(env, "DEMO_PAGE", True),
     )

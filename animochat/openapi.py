@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from animochat.errors import ERROR_CODES
 from matchmaking.validation import MAX_INTEREST_LENGTH, MAX_INTERESTS, MAX_USER_ID_LENGTH
 
@@ -100,6 +102,21 @@ AUTH_DESCRIPTION = (
     "a one-use ticket valid 30 s for `/matchmaking?ticket=`. 401 without a valid token "
     "or ticket, 403 when it names another user. Error bodies carry a stable `code`."
 )
+
+
+def _html_page(summary: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "responses": {
+                "200": {
+                    "description": "An HTML page.",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
+                "405": _message("Method not allowed."),
+            },
+        }
+    }
 
 
 def openapi_document() -> dict[str, Any]:
@@ -460,6 +477,13 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/docs": _html_page("This document rendered for people (Redoc)"),
+            # Served only while DEMO_PAGE is on.
+            **(
+                {"/demo/": _html_page("Live demo: find a match in the browser (the client kit)")}
+                if settings.DEMO_PAGE
+                else {}
+            ),
         },
         "components": {"schemas": SCHEMAS},
     }

@@ -49,6 +49,7 @@ DEFAULT_FALLBACK_AFTER = CONFIG.default_fallback_after
 AUTH_JWT_SECRET = CONFIG.auth_jwt_secret
 AUTH_JWT_AUDIENCE = CONFIG.auth_jwt_audience
 AUTH_JWKS_URL = CONFIG.auth_jwks_url
+DEMO_PAGE = CONFIG.demo_page
 
 SERVICE_NAME = "matchmaking-server"
 SERVICE_VERSION = "1.0.0"
@@ -62,6 +63,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    # Swagger UI and Redoc builds as static files: /docs needs no CDN.
+    "drf_spectacular_sidecar",
     "animochat",
     "matchmaking",
     "sessions_app",
@@ -179,6 +182,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Served by WhiteNoise inside the app, so the admin is styled under Daphne with DEBUG off.
 WHITENOISE_USE_FINDERS = True
+# The client kit's TypeScript declarations are text, not MPEG transport streams.
+WHITENOISE_MIMETYPES = {".ts": "text/plain"}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

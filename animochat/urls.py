@@ -6,6 +6,7 @@ from animochat import views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("openapi.json", views.openapi_json, name="openapi"),
+    path("docs", views.api_docs, name="docs"),
     path("", include("matchmaking.urls")),
     path("", include("sessions_app.urls")),
 ]

@@ -1,7 +1,8 @@
-"""Project-level views: the OpenAPI document and JSON error pages (never HTML)."""
+"""Project-level views: the OpenAPI document, its page for people, and JSON error pages."""
 
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 
 from animochat.http import allow_methods, json_error
 from animochat.openapi import openapi_document
@@ -33,3 +34,20 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
 @allow_methods("GET")
 async def openapi_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(openapi_document())
+
+
+# Redoc's build loads a logo from its vendor's CDN; this page may load nothing from
+# another host (the logo then hides itself). Redoc injects its styles and runs its
+# search index in a blob: worker.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@allow_methods("GET")
+async def api_docs(request: HttpRequest) -> HttpResponse:
+    """``/openapi.json`` rendered by Redoc, served from this app's static files."""
+    response = HttpResponse(render_to_string("animochat/docs.html"))
+    response["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+    return response

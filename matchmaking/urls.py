@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 
 from . import views
@@ -10,3 +11,6 @@ urlpatterns = [
     path("status", views.status, name="status"),
     path("metrics", views.metrics, name="metrics"),
 ]
+
+if settings.DEMO_PAGE:
+    urlpatterns.append(path("demo/", views.demo, name="demo"))

@@ -1,8 +1,9 @@
-"""The JSON endpoints of matchmaking: cancel, popular interests, status, maintenance."""
+"""The endpoints of matchmaking: cancel, popular interests, status, maintenance, demo."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 
 from animochat.auth import NotAuthorized, auth_enabled, authorize_user, verified_subject
 from animochat.http import (
@@ -84,3 +85,9 @@ async def metrics(request: HttpRequest) -> HttpResponse:
 async def status(request: HttpRequest) -> JsonResponse:
     report = await selectors.status_report()
     return JsonResponse(report, status=200 if report["redis"]["commands"] == "ready" else 503)
+
+
+@allow_methods("GET")
+async def demo(request: HttpRequest) -> HttpResponse:
+    """The live demo page (``DEMO_PAGE``): the client kit in a plain template."""
+    return HttpResponse(render_to_string("matchmaking/demo.html"))

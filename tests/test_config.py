@@ -132,6 +132,13 @@ def test_bad_values_name_the_variable(env, names):
         config(**env)
 
 
+def test_demo_page_is_on_unless_turned_off():
+    assert config().demo_page is True
+    assert config(DEMO_PAGE="false").demo_page is False
+    with pytest.raises(ConfigError, match="DEMO_PAGE must be true or false"):
+        config(DEMO_PAGE="sometimes")
+
+
 def test_debug_allows_missing_secret_key():
     assert load_config({"DEBUG": "true"}, base_dir=BASE_DIR).secret_key
 
