@@ -15,6 +15,7 @@ from django.conf import settings
 
 from animochat.embedded_redis import free_port
 from matchmaking import notifications
+from tests import test_auth as auth_tests
 from tests.support.browser import CHROMIUM, chromium, png_colours
 from tests.support.servers import BASE_DIR
 from tests.test_maintenance import maintenance_command
@@ -414,6 +415,47 @@ def test_kit_works_from_another_origin(daphne, open_page, clean_redis):
     assert beacon.url == f"{service}/cancel_matchmaking"
     assert beacon.response().status == 200
     wait_until(lambda: clean_redis.zscore("queue:waiting", second) is None, what="dequeued")
+
+
+def test_kit_with_identity_checks_uses_the_ticket_and_cancels_with_the_token(
+    daphne_factory, open_page, clean_redis
+):
+    server = daphne_factory(AUTH_JWT_SECRET=auth_tests.SECRET)
+    page = open_page(server.url + "/demo/")
+    cancels = []
+    page.on("request", lambda r: cancels.append(r) if "cancel_matchmaking" in r.url else 0)
+
+    def ticket(user_id: str) -> str:
+        answer = requests.post(
+            f"{server.url}/matchmaking/ticket",
+            headers=auth_tests.bearer(auth_tests.token(user_id)),
+            json={"userId": user_id},
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["ticket"]
+
+    visitor = user("pia")
+    token = auth_tests.token(visitor)
+    options = {"userId": visitor, "interests": "Poetry", "token": token}
+    outcome = run_kit(page, {**options, "ticket": ticket(visitor)}, abort_on_waiting=True)
+    assert outcome["error"]["code"] == "ABORTED"
+    stream_url = page.evaluate("window.__sources[0].url")
+    assert "ticket=" in stream_url and token not in stream_url
+    # A beacon cannot carry the bearer header: the cancel is a keepalive fetch with it.
+    assert page.evaluate("window.__beacons") == []
+    cancel = wait_until(lambda: cancels, what="the cancel")[0]
+    assert cancel.method == "POST" and cancel.headers["authorization"] == f"Bearer {token}"
+    assert cancel.response().status == 200
+    wait_until(lambda: clean_redis.zscore("queue:waiting", visitor) is None, what="dequeued")
+
+    # A ticket alone cannot authenticate a cancel: closing the stream is what leaves.
+    start_waiting(page, visitor, "Poetry", ticket=ticket(visitor))
+    page.evaluate("window.dispatchEvent(new Event('pagehide'))")  # the kit closes the stream
+    wait_until(lambda: clean_redis.zscore("queue:waiting", visitor) is None, what="dequeued")
+    assert page.evaluate("window.pending") == "ABORTED"
+    assert page.evaluate("window.__sources[1].readyState") == 2
+    assert len(cancels) == 1 and page.evaluate("window.__beacons") == []
 
 
 def test_kit_types_declare_what_the_module_exports():

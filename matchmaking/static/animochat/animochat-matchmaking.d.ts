@@ -25,7 +25,7 @@ export interface FindMatchOptions {
   userId: string;
   /** Interests (any case); none means random chat with anyone. */
   interests?: string[] | string;
-  /** A JWT when the service verifies identity; sent as ?token= (and on the cancel beacon). */
+  /** A JWT when the service verifies identity: ?token= on the stream, the bearer header on the cancel. */
   token?: string;
   /** A one-use ticket from POST /matchmaking/ticket, sent as ?ticket= instead of the token. */
   ticket?: string;
@@ -71,7 +71,10 @@ export class MatchmakingError extends Error {
 /** Resolves with the match; rejects with a `MatchmakingError`. Always closes the stream. */
 export function findMatch(options: FindMatchOptions): Promise<Match>;
 
-/** POST /cancel_matchmaking by navigator.sendBeacon; true when the browser queued it. */
+/**
+ * POST /cancel_matchmaking by navigator.sendBeacon (a keepalive fetch with the bearer
+ * header when a token is given); true when the browser queued it.
+ */
 export function cancelMatchmaking(options: {
   baseUrl?: string;
   userId: string;

@@ -67,12 +67,13 @@ export function findMatch(options) {
       removeEventListener("pagehide", onPageHide);
       outcome(value);
     };
-    // Closing the stream already takes the user out of the queues; the beacon makes
-    // sure of it even where a proxy keeps the server's side of the stream open.
+    // Closing the stream already takes the user out of the queues; the cancel makes
+    // sure of it even where a proxy keeps the server's side of the stream open. With
+    // only a ticket there is no credential to cancel with: closing has to do.
     const giveUp = (error) => {
       const pending = !settled;
       settle(reject, error);
-      if (pending) cancelMatchmaking({ baseUrl: base.href, userId, token });
+      if (pending && (token || !ticket)) cancelMatchmaking({ baseUrl: base.href, userId, token });
     };
     const onAbort = () => giveUp(abortError(signal));
     const onPageHide = () =>
@@ -124,21 +125,21 @@ export function findMatch(options) {
 }
 
 /**
- * Tell the service the user stopped looking (POST /cancel_matchmaking by
- * navigator.sendBeacon, which still goes out while the page unloads).
+ * Tell the service the user stopped looking: POST /cancel_matchmaking by
+ * navigator.sendBeacon, which still goes out while the page unloads. A beacon cannot
+ * send headers, so with a token it is a keepalive fetch carrying the bearer header.
  * @param {{baseUrl?: string, userId: string, token?: string}} options
  * @returns {boolean} whether the browser queued the request
  */
 export function cancelMatchmaking({ baseUrl, userId, token }) {
-  const url = new URL("cancel_matchmaking", serviceBase(baseUrl));
-  if (token) url.searchParams.set("token", token); // a beacon cannot send headers
-  // A form body is a "simple" cross-origin request: no preflight, which a beacon
-  // cannot wait for.
+  const url = new URL("cancel_matchmaking", serviceBase(baseUrl)).href;
+  // A form body keeps the beacon a "simple" cross-origin request: no preflight.
   const body = new URLSearchParams({ userId });
-  if (typeof navigator !== "undefined" && typeof navigator.sendBeacon === "function") {
-    return navigator.sendBeacon(url.href, body);
+  if (!token && typeof navigator !== "undefined" && navigator.sendBeacon) {
+    return navigator.sendBeacon(url, body);
   }
-  fetch(url.href, { method: "POST", body, keepalive: true }).catch(() => {});
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  fetch(url, { method: "POST", body, headers, keepalive: true }).catch(() => {});
   return true;
 }
 
