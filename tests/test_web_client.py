@@ -16,14 +16,11 @@ from django.conf import settings
 from animochat.embedded_redis import free_port
 from matchmaking import notifications
 from tests import test_auth as auth_tests
-from tests.support.browser import CHROMIUM, chromium, png_colours
+from tests.support.browser import CHROMIUM, NOT_INSTALLED, chromium, png_colours
 from tests.support.servers import BASE_DIR
 from tests.test_maintenance import maintenance_command
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Chromium is not installed (apt-get install chromium; .ci/run installs it)",
-)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NOT_INSTALLED)
 
 KIT_DIR = BASE_DIR / "matchmaking" / "static" / "animochat"
 KIT_URL = "/static/animochat/animochat-matchmaking.js"
