@@ -73,6 +73,10 @@ class Config:
     heartbeat_interval: float
     rematch_cooldown: int
     rate_limit_per_minute: int
+    read_rate_limit_per_minute: int
+    max_streams_per_client: int
+    max_open_streams: int
+    max_wait_seconds: int
     trusted_proxy_hops: int
     sse_retry_ms: int
     default_fallback_after: float | None
@@ -357,6 +361,10 @@ def load_config(env: Mapping[str, str] | None = None, base_dir: Path | None = No
         heartbeat_interval=heartbeat,
         rematch_cooldown=parse_int(env, "REMATCH_COOLDOWN", 60, 0, 86400),
         rate_limit_per_minute=parse_int(env, "RATE_LIMIT_PER_MINUTE", 300, 0, 1_000_000),
+        read_rate_limit_per_minute=parse_int(env, "READ_RATE_LIMIT_PER_MINUTE", 1200, 0, 1_000_000),
+        max_streams_per_client=parse_int(env, "MAX_STREAMS_PER_CLIENT", 20, 0, 1_000_000),
+        max_open_streams=parse_int(env, "MAX_OPEN_STREAMS", 10_000, 1, 10_000_000),
+        max_wait_seconds=parse_int(env, "MAX_WAIT_SECONDS", 1800, 0, 86400 * 7),
         trusted_proxy_hops=parse_int(env, "TRUSTED_PROXY_HOPS", 0, 0, 16),
         sse_retry_ms=parse_int(env, "SSE_RETRY_MS", 3000, 100, 3_600_000),
         # Unset: streams without fallbackAfter match by interest only.

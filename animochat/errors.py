@@ -37,7 +37,11 @@ ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     "TICKET_INVALID": ((401,), "`/matchmaking?ticket=`: the ticket is unknown or expired."),
     "FORBIDDEN": ((403,), "The token or ticket belongs to another `userId`."),
     "CSRF_FAILED": ((403,), "A cookie-authenticated form (the admin) failed its CSRF check."),
-    "RATE_LIMITED": ((429,), "Over `RATE_LIMIT_PER_MINUTE`; see `Retry-After`."),
+    "RATE_LIMITED": (
+        (429,),
+        "Over `RATE_LIMIT_PER_MINUTE` (`READ_RATE_LIMIT_PER_MINUTE` on reads); see `Retry-After`.",
+    ),
+    "TOO_MANY_STREAMS": ((429,), "`MAX_STREAMS_PER_CLIENT` streams of this address are open."),
     # Routing
     "NOT_FOUND": ((404,), "No endpoint at this path."),
     "NO_ACTIVE_SESSION": ((404,), "`POST /session/disconnect`: the user has no session."),
@@ -46,10 +50,12 @@ ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     "MAINTENANCE": ((503, 200), "Maintenance is on (a stream already open ends with it too)."),
     "SERVICE_UNAVAILABLE": ((503, 200), "Redis is unreachable; try again shortly."),
     "AUTH_UNAVAILABLE": ((503,), "The `AUTH_JWKS_URL` keys cannot be fetched; try again."),
+    "SERVER_BUSY": ((503,), "This process holds `MAX_OPEN_STREAMS` streams; see `Retry-After`."),
     "NO_CHAT_SERVER": ((503,), "Neither discovery nor `CHAT_SERVER_URLS` names a chat server."),
     "INTERNAL_ERROR": ((500,), "An unexpected failure (a bug): it is logged."),
     "NOT_READY": ((503,), "`GET /readyz`: this process cannot serve yet; `checks` says why."),
     # Ends of a waiting stream (status 200: the stream had started)
     "SERVER_SHUTDOWN": ((200,), "The server is stopping; reconnect to wait again."),
     "QUEUE_PLACE_LOST": ((200,), "The place in the queue lapsed; reconnect to wait again."),
+    "WAIT_TIMEOUT": ((200,), "Nobody found in `MAX_WAIT_SECONDS`; the place was given back."),
 }

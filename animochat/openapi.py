@@ -138,8 +138,10 @@ def openapi_document() -> dict[str, Any]:
                         "server or storage down); REPLACED or CANCELLED when another stream "
                         "or a cancel takes over. `: keepalive` comments while waiting.\n\n"
                         "Terminal events carry an `id:`: MATCHED the chat id; CANCELLED, "
-                        "REPLACED and MAINTENANCE `<kind>-<token>-<signature>`. EventSource "
-                        "sends it back as `Last-Event-ID` when it reconnects by itself; such "
+                        "REPLACED, MAINTENANCE and ERROR WAIT_TIMEOUT (after "
+                        "MAX_WAIT_SECONDS, the place given back) "
+                        "`<kind>-<token>-<signature>`. EventSource sends it back as "
+                        "`Last-Event-ID` when it reconnects by itself; such "
                         "a request never queues the user or touches their session: the "
                         "current chat id gets the same MATCHED again (200), an ended stream "
                         "of this user or a chat that is no longer theirs gets 204 (EventSource "
@@ -264,7 +266,9 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         "429": {
-                            "description": "ERROR event: rate limited.",
+                            "description": "ERROR event: RATE_LIMITED (see Retry-After), or "
+                            "TOO_MANY_STREAMS (MAX_STREAMS_PER_CLIENT streams of this address "
+                            "are open).",
                             "content": {
                                 "text/event-stream": {
                                     "schema": {"$ref": "#/components/schemas/StreamEvent"}
@@ -272,7 +276,8 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         "503": {
-                            "description": "MAINTENANCE or ERROR event.",
+                            "description": "MAINTENANCE or ERROR event; SERVER_BUSY (this "
+                            "process holds MAX_OPEN_STREAMS streams) comes with Retry-After.",
                             "content": {
                                 "text/event-stream": {
                                     "schema": {"$ref": "#/components/schemas/StreamEvent"}

@@ -1,7 +1,8 @@
 """Per-client request limits kept in Redis, so they hold across server processes.
 
 A fixed one-minute window per client address and endpoint group: one INCR and one
-EXPIRE in a single round trip. ``RATE_LIMIT_PER_MINUTE=0`` turns limiting off. Clients
+EXPIRE in a single round trip. ``RATE_LIMIT_PER_MINUTE=0`` turns limiting off; the read
+endpoints have their own group and limit (``READ_RATE_LIMIT_PER_MINUTE``). Clients
 are counted by :func:`~animochat.clientaddr.client_bucket` (an IPv6 client per /64).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from animochat.clientaddr import client_bucket
 from animochat.redis_client import get_redis
@@ -26,9 +28,11 @@ class RateLimited(Exception):
         self.message = str(self)
 
 
-async def check_rate_limit(group: str, client: str) -> None:
-    """Count one request of ``client`` to ``group``; raise :class:`RateLimited` past the limit."""
-    limit = settings.RATE_LIMIT_PER_MINUTE
+async def check_rate_limit(group: str, client: str, limit: int | None = None) -> None:
+    """Count one request of ``client`` to ``group``; raise :class:`RateLimited` past
+    ``limit`` (default ``RATE_LIMIT_PER_MINUTE``)."""
+    if limit is None:
+        limit = settings.RATE_LIMIT_PER_MINUTE
     if limit <= 0:
         return
     now = time.time()
@@ -40,3 +44,15 @@ async def check_rate_limit(group: str, client: str) -> None:
         count, _ = await pipe.execute()
     if count > limit:
         raise RateLimited(max(1, int((window + 1) * WINDOW_SECONDS - now) + 1))
+
+
+async def check_read_rate_limit(client: str) -> None:
+    """The read endpoints' own, higher limit (``READ_RATE_LIMIT_PER_MINUTE``).
+
+    A count that cannot be made (Redis down) lets the read through: each read endpoint
+    reports an unreachable Redis itself (``/status`` with its full document).
+    """
+    try:
+        await check_rate_limit("read", client, settings.READ_RATE_LIMIT_PER_MINUTE)
+    except (RedisError, OSError):
+        return

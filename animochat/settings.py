@@ -41,6 +41,10 @@ SESSION_TTL_SECONDS = CONFIG.session_ttl_seconds
 HEARTBEAT_INTERVAL = CONFIG.heartbeat_interval
 REMATCH_COOLDOWN = CONFIG.rematch_cooldown
 RATE_LIMIT_PER_MINUTE = CONFIG.rate_limit_per_minute
+READ_RATE_LIMIT_PER_MINUTE = CONFIG.read_rate_limit_per_minute
+MAX_STREAMS_PER_CLIENT = CONFIG.max_streams_per_client
+MAX_OPEN_STREAMS = CONFIG.max_open_streams
+MAX_WAIT_SECONDS = CONFIG.max_wait_seconds
 # Proxies in front of the service that append to X-Forwarded-For (animochat/clientaddr.py).
 TRUSTED_PROXY_HOPS = CONFIG.trusted_proxy_hops
 ACCESS_LOG = CONFIG.access_log

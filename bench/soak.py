@@ -64,6 +64,8 @@ SERVER_ENV = {
     "SECRET_KEY": "soak-secret-key",
     "DEBUG": "false",
     "RATE_LIMIT_PER_MINUTE": "0",
+    "READ_RATE_LIMIT_PER_MINUTE": "0",
+    "MAX_STREAMS_PER_CLIENT": "0",
     "KEEPALIVE_SECONDS": "2",
     "LEASE_SECONDS": "5",
     "POPULAR_WINDOW_SECONDS": "30",

@@ -67,6 +67,8 @@ SERVER_ENV = {
     "DISCOVERY_SERVER_URL": "http://127.0.0.1:9/",
     # Every request comes from 127.0.0.1: the per-address limit would refuse the load.
     "RATE_LIMIT_PER_MINUTE": "0",
+    "READ_RATE_LIMIT_PER_MINUTE": "0",
+    "MAX_STREAMS_PER_CLIENT": "0",
 }
 
 

@@ -29,7 +29,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from animochat.auth import NotAuthorized, authorize_user, bearer_token
-from animochat.clientaddr import scope_client
+from animochat.clientaddr import client_bucket, scope_client
 from animochat.http import cors_headers, preflight_headers
 from animochat.logging import log_event
 from animochat.ratelimit import RateLimited, check_rate_limit
@@ -87,6 +87,7 @@ class MatchmakingStreamConsumer:
         self.channel = ""
         self.listener: asyncio.Future | None = None  # the pending layer.receive()
         self.interests: list[str] = []  # the user's, for the estimated wait
+        self.slot_client = ""  # the client address holding a stream slot, once claimed
 
     # -- ASGI plumbing -------------------------------------------------------------
 
@@ -159,6 +160,23 @@ class MatchmakingStreamConsumer:
         if method not in ("GET", "HEAD"):
             await self.reject(405, "METHOD_NOT_ALLOWED", "Use GET for /matchmaking.", Allow="GET")
             return
+        # Before any Redis work: a process past MAX_OPEN_STREAMS sheds load at once.
+        if MatchmakingStreamConsumer.open_streams >= settings.MAX_OPEN_STREAMS:
+            log_event(logger, "server_busy", logging.WARNING, open=self.open_streams)
+            await self.reject(
+                503, "SERVER_BUSY", SERVER_BUSY_MESSAGE, **{"Retry-After": SERVER_BUSY_RETRY}
+            )
+            return
+        MatchmakingStreamConsumer.open_streams += 1
+        try:
+            await self.serve()
+        finally:
+            MatchmakingStreamConsumer.open_streams -= 1
+
+    async def serve(self) -> None:
+        """A GET within the process's stream limit: check it, then match or wait."""
+        client = client_bucket(scope_client(self.scope))
+        claimed = False
         try:
             request = self.parse_query()
             await check_rate_limit("matchmaking", scope_client(self.scope))
@@ -183,13 +201,23 @@ class MatchmakingStreamConsumer:
             with contextlib.suppress(StreamClosed):
                 await self.resume(request.user_id, last_event_id)
             return
-        MatchmakingStreamConsumer.open_streams += 1
         try:
+            claimed = await services.claim_stream_slot(client, self.token)
+            if not claimed:
+                log_event(logger, "too_many_streams", logging.WARNING, user=request.user_id)
+                await self.reject(429, "TOO_MANY_STREAMS", TOO_MANY_STREAMS_MESSAGE)
+                return
+            self.slot_client = client
             await self.match_or_wait(request)
         except StreamClosed:
             pass
+        except (RedisError, OSError):
+            with contextlib.suppress(StreamClosed):
+                await self.reject(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE)
         finally:
-            MatchmakingStreamConsumer.open_streams -= 1
+            if claimed:
+                with contextlib.suppress(Exception):
+                    await services.release_stream_slot(client, self.token)
 
     async def resume(self, user_id: str, last_event_id: str) -> None:
         """Answer a reconnect without queuing the user or touching their session."""
@@ -358,9 +386,12 @@ class MatchmakingStreamConsumer:
         disconnect = asyncio.ensure_future(self.receive())
         next_keepalive = time.monotonic() + settings.KEEPALIVE_SECONDS
         fallback_at = started + fallback_after if fallback_after else None
+        give_up_at = started + settings.MAX_WAIT_SECONDS if settings.MAX_WAIT_SECONDS else None
         try:
             while True:
-                deadline = min(next_keepalive, fallback_at or next_keepalive)
+                deadline = min(
+                    next_keepalive, fallback_at or next_keepalive, give_up_at or next_keepalive
+                )
                 done, _ = await asyncio.wait(
                     {self.listener, disconnect},
                     timeout=max(0.0, deadline - time.monotonic()),
@@ -377,6 +408,9 @@ class MatchmakingStreamConsumer:
                         outcome = await self.on_keepalive(user_id)
                     else:
                         outcome = await self.on_message(message)
+                elif give_up_at and time.monotonic() >= give_up_at:
+                    give_up_at = None
+                    outcome = await self.on_wait_timeout(user_id, started)
                 elif fallback_at and time.monotonic() >= fallback_at:
                     fallback_at = None
                     outcome = await self.on_fallback_time(user_id, started)
@@ -389,6 +423,19 @@ class MatchmakingStreamConsumer:
                     return outcome
         finally:
             disconnect.cancel()
+
+    async def on_wait_timeout(self, user_id: str, started: float) -> str | None:
+        """MAX_WAIT_SECONDS have passed: give the place back, then say so and end.
+
+        The place is given back first, so a partner arriving meanwhile can never be
+        matched with a stream that has already told its user it stopped waiting.
+        """
+        if not await services.leave_queues(user_id, self.token):
+            # Matched, replaced or cancelled just now: act on that instead.
+            return await self.on_keepalive(user_id)
+        log_event(logger, "wait_timeout", user=user_id, waitedMs=elapsed_ms(started))
+        await self.end_with(WAIT_TIMEOUT_EVENT, stream_ids.WAIT_TIMEOUT)
+        return "wait_timeout"
 
     async def on_fallback_time(self, user_id: str, started: float) -> str | None:
         """The user waited ``fallbackAfter`` seconds: anyone past theirs will do now."""
@@ -422,6 +469,8 @@ class MatchmakingStreamConsumer:
         await self.write(sse_event(event, self.ended_id(kind)), more=False)
 
     async def on_keepalive(self, user_id: str) -> str | None:
+        if self.slot_client:
+            services.renew_stream_slot(self.slot_client, self.token)
         lease = await services.renew_lease(user_id, self.token, self.interests)
         if lease.state == services.WAITING_STATE:
             await self.write(KEEPALIVE_COMMENT + sse_event(waiting_event(lease)))
@@ -528,6 +577,14 @@ REPLACED_EVENT = {
     "message": "Matchmaking continues in a newer connection for this user.",
 }
 CANCELLED_EVENT = {"state": "CANCELLED", "message": "Matchmaking cancelled."}
+WAIT_TIMEOUT_EVENT = {
+    "state": "ERROR",
+    "code": "WAIT_TIMEOUT",
+    "message": "Nobody was found in time; your place was given back. Reconnect to search again.",
+}
+TOO_MANY_STREAMS_MESSAGE = "Too many matchmaking streams are open from your address."
+SERVER_BUSY_MESSAGE = "The server is busy; please try again shortly."
+SERVER_BUSY_RETRY = "5"  # seconds, the Retry-After of SERVER_BUSY
 LOST_EVENT = {
     "state": "ERROR",
     "code": "QUEUE_PLACE_LOST",

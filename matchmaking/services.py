@@ -148,6 +148,38 @@ async def renew_lease(user_id: str, token: str, interests: Iterable[str] = ()) -
     return await _with_estimate(_match_result(reply), interests)
 
 
+# Concurrent streams per client address, across processes (MAX_STREAMS_PER_CLIENT). A
+# sorted set of stream tokens scored by lease end, rather than a counter: a process
+# killed without decrementing would leave a counter too high for as long as the client
+# keeps the key alive, while each slot here lapses on its own one lease after its
+# stream stopped renewing it. ``client`` is the address as rate limits count it.
+
+
+def _slot_lease_ms() -> int:
+    return int(settings.LEASE_SECONDS * 1000)
+
+
+async def claim_stream_slot(client: str, token: str) -> bool:
+    """Take one of the client's stream slots for stream ``token``; False if it holds
+    MAX_STREAMS_PER_CLIENT already (0: no limit, and nothing is stored)."""
+    most = settings.MAX_STREAMS_PER_CLIENT
+    if most <= 0:
+        return True
+    return await store.claim_stream_slot(client, token, most, _slot_lease_ms())
+
+
+def renew_stream_slot(client: str, token: str) -> None:
+    """Extend the slot's lease (at each keepalive), without waiting for Redis."""
+    if settings.MAX_STREAMS_PER_CLIENT > 0:
+        coroutine = store.renew_stream_slot(client, token, _slot_lease_ms())
+        in_background(coroutine, logger, "stream_slot_renewal_failed")
+
+
+async def release_stream_slot(client: str, token: str) -> None:
+    if settings.MAX_STREAMS_PER_CLIENT > 0:
+        await store.release_stream_slot(client, token)
+
+
 async def leave_queues(user_id: str, token: str = "") -> bool:
     """Remove the user from every queue (only if ``token`` still owns their place)."""
     return await store.leave_queues(user_id, token)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from animochat.redis_client import LuaScript, get_redis
+from animochat.redis_client import LuaScript, command_batcher, get_redis
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 ENQUEUE_OR_MATCH = LuaScript(LUA_DIR / "enqueue_or_match.lua")
@@ -17,6 +17,7 @@ RENEW_LEASE = LuaScript(LUA_DIR / "renew_lease.lua")
 ENTER_FALLBACK = LuaScript(LUA_DIR / "enter_fallback.lua")
 LEAVE_QUEUES = LuaScript(LUA_DIR / "leave_queues.lua")
 COUNT_INTERESTS = LuaScript(LUA_DIR / "count_interests.lua")
+STREAM_SLOT = LuaScript(LUA_DIR / "stream_slot.lua")
 SWEEP_LAPSED_WAITERS = LuaScript(LUA_DIR / "sweep_lapsed_waiters.lua")
 
 MAINTENANCE_KEY = "service:maintenance"
@@ -121,6 +122,22 @@ async def sweep_lapsed_waiters(cursor: int, count: int) -> tuple[int, int]:
 def sweep_lapsed_waiters_sync(client: redis.Redis, cursor: int, count: int) -> tuple[int, int]:
     next_cursor, removed = SWEEP_LAPSED_WAITERS.call_sync(client, cursor, count)
     return int(next_cursor), int(removed)
+
+
+def stream_slots_key(client: str) -> str:
+    return f"streams:{client}"
+
+
+async def claim_stream_slot(client: str, token: str, most: int, lease_ms: int) -> bool:
+    return bool(await STREAM_SLOT(stream_slots_key(client), token, lease_ms, "claim", most))
+
+
+async def renew_stream_slot(client: str, token: str, lease_ms: int) -> bool:
+    return bool(await STREAM_SLOT(stream_slots_key(client), token, lease_ms, "renew"))
+
+
+async def release_stream_slot(client: str, token: str) -> None:
+    await command_batcher().execute("ZREM", stream_slots_key(client), token)
 
 
 MATCH_METRICS_KEY = "metrics:matches"

@@ -7,10 +7,11 @@ reconnect after my stream ended", never a fresh search:
 
 - ``MATCHED`` carries the chat id: a reconnect naming the user's current chat is sent
   the same ``MATCHED`` again; the session is left alone.
-- ``CANCELLED``, ``REPLACED`` and ``MAINTENANCE`` carry ``<kind>-<token>-<signature>``:
-  an HMAC (Django's ``salted_hmac`` with ``SECRET_KEY``) of the user id, the kind and
-  the stream's token. Any process of the service recognises it without storing
-  anything, and it names an ended stream of this user only.
+- ``CANCELLED``, ``REPLACED``, ``MAINTENANCE`` and ``WAIT_TIMEOUT`` carry
+  ``<kind>-<token>-<signature>``: an HMAC (Django's ``salted_hmac`` with
+  ``SECRET_KEY``) of the user id, the kind and the stream's token. Any process of
+  the service recognises it without storing anything, and it names an ended stream of
+  this user only.
 
 A reconnect naming an ended stream, or a chat that is no longer the user's, is answered
 204, which makes ``EventSource`` stop; an id the service never issued is a 400.
@@ -25,11 +26,12 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 CANCELLED = "cancelled"
 REPLACED = "replaced"
 MAINTENANCE = "maintenance"
-ENDED_KINDS = (CANCELLED, REPLACED, MAINTENANCE)
+WAIT_TIMEOUT = "timeout"
+ENDED_KINDS = (CANCELLED, REPLACED, MAINTENANCE, WAIT_TIMEOUT)
 
 _SALT = "animochat.matchmaking.ended-stream"
 _SIGNATURE_LENGTH = 24  # hex digits: 96 bits
-_ENDED_ID = re.compile(r"^(cancelled|replaced|maintenance)-([0-9a-f]{32})-([0-9a-f]+)$")
+_ENDED_ID = re.compile(r"^(cancelled|replaced|maintenance|timeout)-([0-9a-f]{32})-([0-9a-f]+)$")
 # The matcher's chat ids (uuid4().hex, see services.py).
 _CHAT_ID = re.compile(r"^[0-9a-f]{32}$")
 

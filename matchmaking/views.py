@@ -14,7 +14,7 @@ from animochat.http import (
     request_fields,
     request_token,
 )
-from animochat.ratelimit import check_rate_limit
+from animochat.ratelimit import check_rate_limit, check_read_rate_limit
 
 from . import selectors, services
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -57,6 +57,7 @@ async def stream_ticket(request: HttpRequest) -> JsonResponse:
 
 @allow_methods("GET")
 async def popular_interests(request: HttpRequest) -> JsonResponse:
+    await check_read_rate_limit(client_address(request))
     raw = request.GET.get("limit", "")
     limit = parse_number(raw, 1, POPULAR_MAX_LIMIT) if raw else POPULAR_DEFAULT_LIMIT
     if limit is None:
@@ -77,12 +78,14 @@ async def maintenance(request: HttpRequest) -> JsonResponse:
 
 @allow_methods("GET")
 async def metrics(request: HttpRequest) -> HttpResponse:
+    await check_read_rate_limit(client_address(request))
     body = render_metrics(**await selectors.metrics_values())
     return HttpResponse(body, content_type=METRICS_CONTENT_TYPE)
 
 
 @allow_methods("GET")
 async def status(request: HttpRequest) -> JsonResponse:
+    await check_read_rate_limit(client_address(request))
     report = await selectors.status_report()
     return JsonResponse(report, status=200 if report["redis"]["commands"] == "ready" else 503)
 

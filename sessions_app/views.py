@@ -13,7 +13,7 @@ from animochat.http import (
     request_fields,
     request_token,
 )
-from animochat.ratelimit import check_rate_limit
+from animochat.ratelimit import check_rate_limit, check_read_rate_limit
 from matchmaking.validation import InvalidInput, validate_user_id
 
 from . import selectors, services
@@ -23,6 +23,7 @@ USER_ID_REQUIRED = "User ID is required (userId in the JSON body, form or query 
 
 @allow_methods("GET")
 async def session_detail(request: HttpRequest, user_id: str) -> JsonResponse:
+    await check_read_rate_limit(client_address(request))
     await authorize_user(validate_user_id(user_id), request_token(request))
     session = await selectors.get_user_session(user_id)
     if session is None:

@@ -37,6 +37,8 @@ TEST_ENVIRONMENT = {
     "LOG_LEVEL": "INFO",
     # Every test client is 127.0.0.1; the rate-limit tests turn limiting on themselves.
     "RATE_LIMIT_PER_MINUTE": "0",
+    "READ_RATE_LIMIT_PER_MINUTE": "0",
+    "MAX_STREAMS_PER_CLIENT": "0",
     # Tests pair the same few user ids again and again; cooldown tests turn it on.
     "REMATCH_COOLDOWN": "0",
 }

@@ -91,3 +91,26 @@ async def test_zero_turns_limiting_off(settings, aredis):
     for _ in range(50):
         await check_rate_limit("post", "203.0.113.7")
     assert await aredis.dbsize() == 0
+
+
+async def test_read_endpoints_have_their_own_limit(fresh_window, daphne_factory):
+    first = daphne_factory(READ_RATE_LIMIT_PER_MINUTE="4", RATE_LIMIT_PER_MINUTE="2")
+    second = daphne_factory(READ_RATE_LIMIT_PER_MINUTE="4", RATE_LIMIT_PER_MINUTE="2")
+    reads = [
+        (first, "/interests/popular"),
+        (second, "/status"),
+        (first, "/session/someone"),
+        (second, "/metrics"),
+    ]
+    for server, path in reads:  # more than the POST limit: reads count apart
+        assert requests.get(server.url + path, timeout=5).status_code == 200, path
+    for server, path in reads:
+        assert_limited(requests.get(server.url + path, timeout=5))
+    # The POST allowance is untouched by reads, and vice versa.
+    for _ in range(2):
+        response = requests.post(first.url + "/cancel_matchmaking", json={"userId": "r"}, timeout=5)
+        assert response.status_code == 200
+    assert_limited(
+        requests.post(second.url + "/cancel_matchmaking", json={"userId": "r"}, timeout=5)
+    )
+    assert requests.get(first.url + "/maintenance", timeout=5).status_code == 200  # not a read
