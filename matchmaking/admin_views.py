@@ -39,12 +39,15 @@ from sessions_app import selectors as session_selectors
 from sessions_app import services as session_services
 
 from . import selectors, services
+from .charts import Chart, Series, format_value, minute_label
+from .charts import build as build_chart
 from .models import MANAGE_PERMISSION
 from .validation import MAX_INTEREST_LENGTH, InvalidInput, normalize_interests, parse_number
 
 logger = logging.getLogger("matchmaking.admin")
 
 APP_LABEL = "matchmaking"
+OVERVIEW = "app_list"  # the section's landing page, under the admin's own URL name
 PAGE_SIZE = 50
 QUEUES_PAGE_SIZE = 100
 POPULAR_LIMIT = 20
@@ -202,6 +205,7 @@ class MatchmakingDashboard:
 
     # (URL name, title, object name used by the admin's CSS classes), in menu order.
     sections = [
+        (OVERVIEW, "Overview", "Overview"),
         ("matchmaking_queues", "Queues", "Queue"),
         ("matchmaking_sessions", "Sessions", "Session"),
         ("matchmaking_popular", "Popular interests", "PopularInterest"),
@@ -216,7 +220,8 @@ class MatchmakingDashboard:
         view = self.site.admin_view
         return [
             # A second "app_list" pattern: the admin's own breadcrumbs link the section.
-            re_path(rf"^(?P<app_label>{APP_LABEL})/$", view(self.site.app_index), name="app_list"),
+            # The section's landing page is the Overview (the admin's breadcrumbs link it).
+            re_path(rf"^(?P<app_label>{APP_LABEL})/$", view(self.overview), name=OVERVIEW),
             path(f"{APP_LABEL}/queues/", view(self.queues), name="matchmaking_queues"),
             path(f"{APP_LABEL}/queues/waiting/", view(self.waiting), name="matchmaking_waiting"),
             path(
@@ -268,6 +273,8 @@ class MatchmakingDashboard:
         }
 
     def url(self, name: str, **kwargs: str) -> str:
+        if name == OVERVIEW:
+            kwargs = {"app_label": APP_LABEL}
         return reverse(f"admin:{name}", kwargs=kwargs or None, current_app=self.site.name)
 
     def render(
@@ -296,6 +303,63 @@ class MatchmakingDashboard:
                 # Action buttons are shown only to those who may use them.
                 "can_manage": can_manage(request),
                 **context,
+            },
+        )
+
+    # Overview
+
+    def overview(self, request: HttpRequest, app_label: str = APP_LABEL) -> TemplateResponse:
+        """The last hour per minute: matches, users waiting, time to match, Redis errors."""
+        hour = call(selectors.last_hour)
+        rows, minutes = hour.minutes, [row.minute for row in hour.minutes]
+        chart_list = [
+            Chart(
+                "mm-chart-matches",
+                "Matches per minute",
+                "bars",
+                [Series("matches", "matches", [row.matches for row in rows])],
+                minutes,
+            ),
+            Chart(
+                "mm-chart-waiting",
+                "Users waiting",
+                "lines",
+                [Series("waiting", "users waiting", [row.waiting for row in rows])],
+                minutes,
+            ),
+            Chart(
+                "mm-chart-time",
+                "Time to match",
+                "lines",
+                [
+                    Series("p50", "p50", [row.p50_seconds for row in rows], unit="s"),
+                    Series("p95", "p95", [row.p95_seconds for row in rows], unit="s"),
+                ],
+                minutes,
+            ),
+            Chart(
+                "mm-chart-errors",
+                "Redis errors per minute",
+                "bars",
+                [Series("redis_errors", "Redis errors", [row.redis_errors for row in rows])],
+                minutes,
+            ),
+        ]
+
+        def seconds(value: float | None) -> str:
+            return "—" if value is None else format_value(value, "s")
+
+        return self.render(
+            request,
+            "overview.html",
+            "Overview",
+            {
+                "hour": hour,
+                "p50": seconds(hour.p50_seconds),
+                "p95": seconds(hour.p95_seconds),
+                "charts": [build_chart(chart) for chart in chart_list],
+                "first_minute": minute_label(minutes[0]),
+                "last_minute": minute_label(minutes[-1]),
             },
         )
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from collections import Counter
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -27,12 +29,32 @@ PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _redis_errors = 0
+# Redis errors per minute (since the epoch) not yet in the admin's per-minute history:
+# they happened while Redis was unreachable, so the next history write carries them.
+_unwritten_errors: Counter[int] = Counter()
 
 
 def record_redis_error() -> None:
     """Count a request that failed because Redis was unreachable (this process)."""
     global _redis_errors
     _redis_errors += 1
+    _unwritten_errors[int(time.time() // 60)] += 1
+
+
+def take_unwritten_errors() -> dict[int, int]:
+    """The Redis errors not yet written to the history, forgotten here until
+    :func:`put_back_unwritten_errors` says the write failed."""
+    taken = dict(_unwritten_errors)
+    _unwritten_errors.clear()
+    return taken
+
+
+def put_back_unwritten_errors(errors: dict[int, int]) -> None:
+    _unwritten_errors.update(errors)
+
+
+def has_unwritten_errors() -> bool:
+    return bool(_unwritten_errors)
 
 
 class _Snapshot:
@@ -67,6 +89,31 @@ _process_collector = _LabelledProcessCollector()
 
 # The matcher's bucket bounds (TIME_TO_MATCH_BUCKETS in animochat/lua/lib.lua).
 TIME_TO_MATCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+def time_to_match_bucket(waited_ms: int) -> str:
+    """The bucket a wait falls in, named as the matcher names it (``le:<seconds>``)."""
+    for bound in TIME_TO_MATCH_BUCKETS:
+        if waited_ms <= bound * 1000:
+            return f"le:{bound:g}"
+    return "le:+Inf"
+
+
+def bucket_quantile(q: float, counts: dict[str, float]) -> float | None:
+    """The ``q`` quantile (seconds) of waits counted per bucket (``le:<seconds>``), by
+    linear interpolation inside the bucket, as Prometheus' ``histogram_quantile``; None
+    without any count. A quantile in the open last bucket is its lower bound."""
+    bounds = [(f"le:{bound:g}", float(bound)) for bound in TIME_TO_MATCH_BUCKETS]
+    total = sum(int(counts.get(name, 0)) for name, _ in bounds) + int(counts.get("le:+Inf", 0))
+    if total == 0:
+        return None
+    rank, below, lower = q * total, 0, 0.0
+    for name, upper in bounds:
+        count = int(counts.get(name, 0))
+        if count and below + count >= rank:
+            return lower + (upper - lower) * (rank - below) / count
+        below, lower = below + count, upper
+    return lower
 
 
 def cumulative_buckets(time_to_match: dict[str, str]) -> list[tuple[str, int]]:

@@ -18,6 +18,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from . import notifications, store
+from .metrics import bucket_quantile
 
 
 async def is_maintenance() -> bool:
@@ -253,3 +254,61 @@ async def metrics_values() -> dict[str, Any]:
         "active_sessions": await session_selectors.count_active_sessions(),
         "open_streams": open_stream_count(),
     }
+
+
+# The admin's Overview: the last hour, per minute (written by services.record_history).
+
+HISTORY_MINUTES = 60
+
+
+@dataclass(frozen=True)
+class MinuteStats:
+    minute: int  # whole minutes since the epoch (UTC)
+    matches: int
+    waiting: int | None  # the most users seen waiting in the minute; None: not sampled
+    p50_seconds: float | None  # time to match; None: no match in the minute
+    p95_seconds: float | None
+    redis_errors: int
+
+
+@dataclass(frozen=True)
+class LastHour:
+    minutes: list[MinuteStats]  # oldest first; the last one is the current minute
+    matches: int
+    peak_waiting: int
+    p50_seconds: float | None  # over the hour
+    p95_seconds: float | None
+    redis_errors: int
+
+
+def _minute_stats(minute: int, values: dict[str, float]) -> MinuteStats:
+    return MinuteStats(
+        minute,
+        int(values.get(store.HISTORY_MATCHES, 0)),
+        int(values[store.HISTORY_WAITING]) if store.HISTORY_WAITING in values else None,
+        bucket_quantile(0.5, values),
+        bucket_quantile(0.95, values),
+        int(values.get(store.HISTORY_REDIS_ERRORS, 0)),
+    )
+
+
+async def last_hour(now: float | None = None) -> LastHour:
+    """Matches, users waiting, time to match and Redis errors for each of the last 60
+    minutes: one round trip, whatever the traffic."""
+    current = int((time.time() if now is None else now) // 60)
+    minutes = list(range(current - HISTORY_MINUTES + 1, current + 1))
+    values = await store.history(minutes)
+    hour: dict[str, float] = {}
+    for minute_values in values:
+        for name, value in minute_values.items():
+            if name.startswith("le:"):
+                hour[name] = hour.get(name, 0) + value
+    rows = [_minute_stats(m, v) for m, v in zip(minutes, values, strict=True)]
+    return LastHour(
+        rows,
+        matches=sum(row.matches for row in rows),
+        peak_waiting=max((row.waiting for row in rows if row.waiting is not None), default=0),
+        p50_seconds=bucket_quantile(0.5, hour),
+        p95_seconds=bucket_quantile(0.95, hour),
+        redis_errors=sum(row.redis_errors for row in rows),
+    )

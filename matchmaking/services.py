@@ -18,6 +18,12 @@ from animochat.auth import NotAuthorized
 from animochat.redis_client import in_background
 
 from . import notifications, selectors, store
+from .metrics import (
+    has_unwritten_errors,
+    put_back_unwritten_errors,
+    take_unwritten_errors,
+    time_to_match_bucket,
+)
 
 logger = logging.getLogger("matchmaking.services")
 
@@ -124,6 +130,47 @@ async def after_arrival(user_id: str, interests: list[str], result: MatchResult)
     """
     if result.state in (WAITING_STATE, MATCHED_STATE) and not result.replaced_token:
         await store.count_interests(interests, settings.POPULAR_WINDOW_SECONDS, time.time())
+    if result.state in (WAITING_STATE, MATCHED_STATE):
+        await record_history(_match_counts(result), sample_waiting=_waiting_sample_due())
+
+
+# Users waiting are sampled for the history at most this often per process, on an
+# arrival or a keepalive: the cost stays fixed whatever the traffic.
+WAITING_SAMPLE_SECONDS = 1.0
+_next_waiting_sample = 0.0
+
+
+def _waiting_sample_due() -> bool:
+    global _next_waiting_sample
+    now = time.monotonic()
+    if now < _next_waiting_sample:
+        return False
+    _next_waiting_sample = now + WAITING_SAMPLE_SECONDS
+    return True
+
+
+def _match_counts(result: MatchResult) -> dict[str, int]:
+    if result.state != MATCHED_STATE:
+        return {}
+    return {store.HISTORY_MATCHES: 1, time_to_match_bucket(result.partner_waited_ms): 1}
+
+
+async def record_history(counts: dict[str, int], sample_waiting: bool = False) -> None:
+    """Add this minute's ``counts`` to the per-minute history of the last hour (the
+    admin's Overview), with the users waiting now if ``sample_waiting``, and the Redis
+    errors this process counted since its last write (see :mod:`matchmaking.metrics`)."""
+    minute = int(time.time() // 60)
+    errors = take_unwritten_errors()
+    try:
+        by_minute = {minute: dict(counts)} if counts else {}
+        for error_minute, count in errors.items():
+            by_minute.setdefault(error_minute, {})[store.HISTORY_REDIS_ERRORS] = count
+        waiting = (minute, await store.users_waiting()) if sample_waiting else None
+        if by_minute or waiting is not None:
+            await store.record_history(by_minute, waiting)
+    except BaseException:
+        put_back_unwritten_errors(errors)
+        raise
 
 
 async def enter_fallback(user_id: str, token: str) -> MatchResult:
@@ -136,7 +183,10 @@ async def enter_fallback(user_id: str, token: str) -> MatchResult:
         cooldown_ms=_cooldown_ms(),
         fallback_servers=settings.CHAT_SERVER_URLS,
     )
-    return _match_result(reply)
+    result = _match_result(reply)
+    if result.state == MATCHED_STATE:
+        in_background(record_history(_match_counts(result)), logger, "bookkeeping_failed")
+    return result
 
 
 async def renew_lease(user_id: str, token: str, interests: Iterable[str] = ()) -> MatchResult:
@@ -145,7 +195,10 @@ async def renew_lease(user_id: str, token: str, interests: Iterable[str] = ()) -
     ``interests`` (the stream's) give the estimated wait; without them it is None.
     """
     reply = await store.renew_lease(user_id, token, int(settings.LEASE_SECONDS * 1000))
-    return await _with_estimate(_match_result(reply), interests)
+    result = _match_result(reply)
+    if result.state == WAITING_STATE and (_waiting_sample_due() or has_unwritten_errors()):
+        in_background(record_history({}, sample_waiting=True), logger, "bookkeeping_failed")
+    return await _with_estimate(result, interests)
 
 
 # Concurrent streams per client address, across processes (MAX_STREAMS_PER_CLIENT). A

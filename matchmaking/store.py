@@ -154,6 +154,53 @@ async def match_metrics() -> tuple[dict[str, str], dict[str, str], int]:
     return matches, time_to_match, waiting
 
 
+# The last hour, per minute (the admin's Overview): one sorted set per minute whose
+# members are counters (ZINCRBY: matches, one time-to-match bucket per match, Redis
+# errors) and a maximum (ZADD GT: users waiting). Each expires an hour after its minute,
+# so at most 61 exist whatever the traffic.
+HISTORY_KEEP_SECONDS = 3600
+HISTORY_MATCHES = "matches"
+HISTORY_WAITING = "waiting"
+HISTORY_REDIS_ERRORS = "redis_errors"
+
+
+def history_key(minute: int) -> str:
+    """``minute``: whole minutes since the epoch."""
+    return f"history:{minute}"
+
+
+async def record_history(
+    counts: dict[int, dict[str, int]], waiting: tuple[int, int] | None = None
+) -> None:
+    """Add ``counts`` (minute -> member -> increment) and, if given, ``(minute, users
+    waiting)`` as a candidate maximum, in one round trip."""
+    async with get_redis().pipeline(transaction=False) as pipe:
+        minutes = set(counts)
+        for minute, increments in counts.items():
+            for member, increment in increments.items():
+                pipe.zincrby(history_key(minute), increment, member)
+        if waiting is not None:
+            minute, users = waiting
+            pipe.zadd(history_key(minute), {HISTORY_WAITING: users}, gt=True)
+            minutes.add(minute)
+        for minute in minutes:
+            pipe.expireat(history_key(minute), (minute + 1) * 60 + HISTORY_KEEP_SECONDS)
+        await pipe.execute()
+
+
+async def users_waiting() -> int:
+    return await get_redis().zcard(WAITING_KEY)
+
+
+async def history(minutes: list[int]) -> list[dict[str, float]]:
+    """Each minute's members and values, in the order of ``minutes``."""
+    async with get_redis().pipeline(transaction=False) as pipe:
+        for minute in minutes:
+            pipe.zrange(history_key(minute), 0, -1, withscores=True)
+        replies = await pipe.execute()
+    return [dict(reply) for reply in replies]
+
+
 async def get_maintenance_flag() -> str | None:
     return await get_redis().get(MAINTENANCE_KEY)
 

@@ -50,7 +50,7 @@ WRITES = [
     (reverse("admin:matchmaking_maintenance_confirm"), {"turn": "on"}),
     (reverse("admin:matchmaking_hide_interest"), {"interest": "ANIME"}),
 ]
-SECTIONS = ["Queues", "Sessions", "Popular interests", "Discovery", "Maintenance"]
+SECTIONS = ["Overview", "Queues", "Sessions", "Popular interests", "Discovery", "Maintenance"]
 
 
 def run(function, *args):
