@@ -124,7 +124,12 @@ def test_two_visitors_sharing_one_interest_find_each_other(daphne, open_page, tm
     assert ana.inner_text("#estimate") == "unknown"  # nobody else asked for these lately
     waiting = screenshot(ana, tmp_path / "waiting.png")
 
-    # The second visitor, on a phone, picks the shared interest from the popular chips.
+    # The second visitor, on a phone, picks the shared interest from the popular chips
+    # (popularity is counted after the matcher call and cached for a moment: wait for it).
+    wait_until(
+        lambda: len(requests.get(f"{daphne.url}/interests/popular", timeout=5).json()) == 2,
+        what="popularity",
+    )
     ben = open_demo(open_page, daphne.url, second, viewport=PHONE, is_mobile=True)
     popular = ben.locator("#popular button")
     popular.first.wait_for()
