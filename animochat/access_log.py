@@ -18,7 +18,7 @@ import re
 import time
 from urllib.parse import parse_qsl, urlencode
 
-from animochat.clientaddr import scope_client
+from animochat.clientaddr import header_values, scope_client
 from animochat.logging import log_event
 
 logger = logging.getLogger("animochat.access")
@@ -66,6 +66,9 @@ class AccessLogMiddleware:
             raise
         finally:
             headers = dict(scope.get("headers") or [])
+            # As received: counting the entries right of a known client's own address
+            # tells an operator what TRUSTED_PROXY_HOPS should be.
+            forwarded = header_values(scope, b"x-forwarded-for")
             log_event(
                 logger,
                 "request",
@@ -77,4 +80,5 @@ class AccessLogMiddleware:
                 ms=round((time.monotonic() - started) * 1000, 1),
                 client=scope_client(scope),
                 user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
+                **({"forwarded_for": ", ".join(forwarded)} if forwarded else {}),
             )
