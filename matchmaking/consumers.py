@@ -9,7 +9,8 @@ has a fraction of a Django view's per-request cost (see the README's benchmarks)
 The order of steps is what makes notifications lossless: the stream joins its user's
 group *before* the matcher can queue the user, so a partner arriving a microsecond
 later always finds someone listening. A stream whose notification was lost anyway
-(a Redis blip) learns of its match from the session store at the next keepalive.
+(a Redis blip) learns of its match from the session store at the next keepalive, but
+only once the arriving side, holding the matcher's reply, has confirmed it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from animochat.logging import log_event
 from animochat.ratelimit import RateLimited, check_rate_limit
 from sessions_app import selectors as session_selectors
 
-from . import notifications, services, stream_ids
+from . import notifications, selectors, services, stream_ids
 from .metrics import record_redis_error
 from .validation import InvalidInput, normalize_interests, parse_number, validate_user_id
 
@@ -88,6 +89,8 @@ class MatchmakingStreamConsumer:
         self.listener: asyncio.Future | None = None  # the pending layer.receive()
         self.interests: list[str] = []  # the user's, for the estimated wait
         self.slot_client = ""  # the client address holding a stream slot, once claimed
+        # Unconfirmed matches that took this stream's place: when each was first seen.
+        self.pending_seen: dict[str, float] = {}
 
     # -- ASGI plumbing -------------------------------------------------------------
 
@@ -339,7 +342,10 @@ class MatchmakingStreamConsumer:
                     await self.leave(user_id, "shutdown", started)
                 queued = False
             with contextlib.suppress(Exception):
-                await self.write(sse_event(SHUTDOWN_EVENT), more=False)
+                if self.started:
+                    await self.write(sse_event(SHUTDOWN_EVENT), more=False)
+                else:  # stopped during the matcher's call (undone): nothing to resume
+                    await self.reject(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE)
         finally:
             if queued:  # the client vanished mid-write, or Redis failed mid-wait
                 with contextlib.suppress(Exception):
@@ -352,14 +358,29 @@ class MatchmakingStreamConsumer:
             with contextlib.suppress(Exception):
                 await notifications.release_channel(self.channel)
 
-    async def on_matched_here(self, user_id: str, result: services.MatchResult, started: float):
+    async def on_matched_here(
+        self, user_id: str, result: services.MatchResult, started: float
+    ) -> bool:
+        """Confirm the match this stream's call made, then tell both sides.
+
+        The partner is told only once the match is confirmed, that is once this stream
+        holds the reply: never for a chat whose arriving side was not told. False
+        (and the user told to retry) if the partner undid the match first.
+        """
+        confirmed = await services.confirm_match(result, user_id, self.token)
+        if confirmed is None:
+            log_event(logger, "match_undone", user=user_id, chatId=result.chat_id)
+            await self.reject(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE)
+            return False
+        result = confirmed
         event = matched_event(result)
-        await notifications.send_to_user(
-            result.partner,
-            notifications.MATCH_FOUND,
-            token=result.partner_token,
-            event={**event, "matchedUserId": user_id},
-        )
+        if result.tell_partner:
+            await notifications.send_to_user(
+                result.partner,
+                notifications.MATCH_FOUND,
+                token=result.partner_token,
+                event={**event, "matchedUserId": user_id},
+            )
         log_event(
             logger,
             "match",
@@ -373,6 +394,7 @@ class MatchmakingStreamConsumer:
             ms=elapsed_ms(started),
         )
         await self.reply(200, {**event, "matchedUserId": result.partner}, result.chat_id)
+        return True
 
     async def leave(self, user_id: str, outcome: str, started: float) -> None:
         removed = await services.leave_queues(user_id, self.token)
@@ -442,8 +464,7 @@ class MatchmakingStreamConsumer:
         result = await services.enter_fallback(user_id, self.token)
         if result.state != services.MATCHED_STATE:
             return None  # still waiting (now for anyone too), or already taken care of
-        await self.on_matched_here(user_id, result, started)
-        return "matched"
+        return "matched" if await self.on_matched_here(user_id, result, started) else "undone"
 
     async def on_message(self, message: dict[str, Any]) -> str | None:
         """Act on a Channels-layer message; return an outcome if the stream ends."""
@@ -480,8 +501,15 @@ class MatchmakingStreamConsumer:
             return "replaced"
         # No lease: matched while the notification was lost, or the place is gone. The
         # matcher ended any older session when this stream queued, so a session now is
-        # this stream's match.
-        session = await session_selectors.get_user_session(user_id)
+        # this stream's match, once its arriving side has confirmed it.
+        session, pending = await selectors.user_session_and_pending(user_id)
+        if session and pending:
+            settled = await self.on_pending_match(user_id, session["chatId"])
+            if settled is None:
+                return None
+            event = {**matched_event(settled), "matchedUserId": settled.partner}
+            await self.write(sse_event(event, settled.chat_id), more=False)
+            return "matched"
         if session:
             event = session_matched_event(session, user_id)
             await self.write(sse_event(event, session["chatId"]), more=False)
@@ -495,6 +523,18 @@ class MatchmakingStreamConsumer:
                 return None  # wait() acts on the message next
         await self.write(sse_event(LOST_EVENT), more=False)
         return "lost"
+
+    async def on_pending_match(self, user_id: str, chat_id: str) -> services.MatchResult | None:
+        """This waiting user's place went to a match its arriving side has not confirmed:
+        that side may never have had the reply (a timeout, a crash), so the user is not
+        told yet. Past the grace period the match is undone, and the user waits on in
+        their original place; the match if it was confirmed meanwhile."""
+        seen = self.pending_seen.setdefault(chat_id, time.monotonic())
+        if time.monotonic() - seen < services.CONFIRM_GRACE_SECONDS:
+            await self.write(KEEPALIVE_COMMENT)
+            return None
+        settled = await services.undo_unanswered(chat_id, user_id, self.token)
+        return settled if settled.state == services.MATCHED_STATE else None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,12 @@ from . import notifications, store
 from .metrics import bucket_quantile
 
 
+async def user_session_and_pending(user_id: str) -> tuple[dict[str, Any] | None, bool]:
+    """The user's chat session, and whether its match awaits its arriving side's
+    confirmation (see :func:`matchmaking.services.confirm_match`)."""
+    return await store.user_session_and_pending(user_id)
+
+
 async def is_maintenance() -> bool:
     flag = await store.get_maintenance_flag()
     return settings.MAINTENANCE_MODE if flag is None else flag == "1"

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import logging
 import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, replace
 
 import redis
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from animochat.auth import NotAuthorized
+from animochat.logging import log_event
 from animochat.redis_client import in_background
 
 from . import notifications, selectors, store
@@ -47,6 +51,11 @@ class MatchResult:
     waiting: int = 0  # others waiting in the user's queues (WAITING only)
     estimated_wait_seconds: int | None = None
     replaced_token: str = ""  # an older stream of the user that must be told to close
+    # A match stands once the arriving side, holding the reply, confirms it; until then
+    # the partner is not told (see confirm_match). A match learnt by undoing a call
+    # whose reply was lost had been confirmed, and its partner learns of it themselves.
+    confirmed: bool = False
+    tell_partner: bool = True
 
 
 WAITING_STATE = "WAITING"
@@ -55,6 +64,13 @@ MAINTENANCE_STATE = "MAINTENANCE"
 NO_CHAT_SERVER_STATE = "NO_CHAT_SERVER"
 GONE_STATE = "GONE"  # the stream no longer holds the user's place
 TAKEN_STATE = "TAKEN"  # a newer stream holds it
+UNDONE_STATE = "UNDONE"  # a matcher call undone (by its caller, or by the partner)
+
+# How long a partner whose place was taken by a pending match waits for the arriving
+# side's confirmation before undoing the match: well past the 2 s a call may take.
+CONFIRM_GRACE_SECONDS = 5.0
+# Tries of the undo of a call whose reply never came, while Redis does not answer.
+UNDO_ATTEMPTS = 3
 
 
 def _match_result(reply: list) -> MatchResult:
@@ -103,11 +119,12 @@ async def enqueue_or_match(
     ``fallback_after=0`` makes the user matchable with anyone at once (a positive delay
     is the stream's to keep: it calls :func:`enter_fallback` when the time comes).
     """
-    reply = await store.enqueue_or_match(
+    chat_id = uuid.uuid4().hex
+    call = store.enqueue_or_match(
         user_id,
         interests,
         token,
-        uuid.uuid4().hex,
+        chat_id,
         lease_ms=int(settings.LEASE_SECONDS * 1000),
         session_ttl_s=settings.SESSION_TTL_SECONDS,
         maintenance_default=settings.MAINTENANCE_MODE,
@@ -115,7 +132,7 @@ async def enqueue_or_match(
         fallback_after_ms=-1 if fallback_after is None else int(fallback_after * 1000),
         fallback_servers=settings.CHAT_SERVER_URLS,
     )
-    result = _match_result(reply)
+    result = await _answered_or_undone(call, chat_id, user_id, token)
     in_background(after_arrival(user_id, interests, result), logger, "bookkeeping_failed")
     return await _with_estimate(result, interests)
 
@@ -150,7 +167,8 @@ def _waiting_sample_due() -> bool:
 
 
 def _match_counts(result: MatchResult) -> dict[str, int]:
-    if result.state != MATCHED_STATE:
+    # A confirmed result comes from an undo: the call that made the match counted it.
+    if result.state != MATCHED_STATE or result.confirmed:
         return {}
     return {store.HISTORY_MATCHES: 1, time_to_match_bucket(result.partner_waited_ms): 1}
 
@@ -175,18 +193,99 @@ async def record_history(counts: dict[str, int], sample_waiting: bool = False) -
 
 async def enter_fallback(user_id: str, token: str) -> MatchResult:
     """The user's fallback time has come: match them with anyone past theirs, or wait."""
-    reply = await store.enter_fallback(
+    chat_id = uuid.uuid4().hex
+    call = store.enter_fallback(
         user_id,
         token,
-        uuid.uuid4().hex,
+        chat_id,
         session_ttl_s=settings.SESSION_TTL_SECONDS,
         cooldown_ms=_cooldown_ms(),
         fallback_servers=settings.CHAT_SERVER_URLS,
     )
-    result = _match_result(reply)
+    result = await _answered_or_undone(call, chat_id, user_id, token)
     if result.state == MATCHED_STATE:
         in_background(record_history(_match_counts(result)), logger, "bookkeeping_failed")
     return result
+
+
+async def _answered_or_undone(
+    call: Awaitable[list], chat_id: str, user_id: str, token: str
+) -> MatchResult:
+    """The matcher call's result; if its reply never comes, the call is undone.
+
+    A timed-out call may still run later, one cancelled (server shutdown) or cut off
+    mid-reply may have run: without the reply nobody can tell the user, so the call is
+    undone (:func:`undo_unanswered`) and its error raised, unless the user's match
+    stands after all: then that is the result.
+    """
+    try:
+        return _match_result(await call)
+    except (RedisError, OSError):
+        settled = await undo_unanswered(chat_id, user_id, token)
+        if settled.state == MATCHED_STATE:
+            return settled
+        raise
+    except asyncio.CancelledError:
+        try:
+            settled = await undo_unanswered(chat_id, user_id, token)
+        except (RedisError, OSError):
+            raise asyncio.CancelledError from None
+        if settled.state == MATCHED_STATE:
+            return settled
+        raise
+
+
+async def confirm_match(result: MatchResult, user_id: str, token: str) -> MatchResult | None:
+    """The arriving side holds the reply of the call that matched it: the match stands
+    from now on, and the partner may be told. None if it was undone meanwhile (the
+    partner waited past :data:`CONFIRM_GRACE_SECONDS` and took their place back)."""
+    if result.confirmed:
+        return result
+    try:
+        confirmed = await store.confirm_match(result.chat_id)
+    except (RedisError, OSError, asyncio.CancelledError) as error:
+        # Ran or not? The undo decides, atomically: confirmed, or undone for good.
+        try:
+            settled = await undo_unanswered(result.chat_id, user_id, token)
+        except (RedisError, OSError):
+            raise error from None
+        if settled.state != MATCHED_STATE:
+            raise
+        confirmed = True
+    return replace(result, confirmed=True) if confirmed else None
+
+
+async def undo_unanswered(chat_id: str, user_id: str, token: str) -> MatchResult:
+    """Undo the call given ``chat_id`` whose reply ``user_id``'s stream never got.
+
+    Safe whether the call ran, runs later or never does (``lua/undo_match.lua``). The
+    result is UNDONE, or MATCHED (confirmed, the partner not to be told by this
+    stream) when the user's match stands. Retried while Redis does not answer.
+    """
+    for attempt in range(UNDO_ATTEMPTS):
+        try:
+            reply = await store.undo_match(
+                chat_id, user_id, token, int(settings.LEASE_SECONDS * 1000)
+            )
+            break
+        except (RedisError, OSError):
+            if attempt == UNDO_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.2 * 2**attempt)
+    log_event(logger, "match_undone", user=user_id, chatId=chat_id, outcome=reply[0])
+    if reply[0] != MATCHED_STATE:
+        return MatchResult(UNDONE_STATE)
+    session = json.loads(reply[1])
+    return MatchResult(
+        MATCHED_STATE,
+        partner=next((p for p in session["participants"] if p != user_id), ""),
+        interest=session.get("interest", ""),
+        chat_id=session["chatId"],
+        chat_server_url=session["serverUrl"],
+        fallback=bool(session.get("fallback")),
+        confirmed=True,
+        tell_partner=False,
+    )
 
 
 async def renew_lease(user_id: str, token: str, interests: Iterable[str] = ()) -> MatchResult:

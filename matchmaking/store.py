@@ -5,16 +5,21 @@ The key layout is documented in ``animochat/lua/lib.lua`` and the README.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from animochat.redis_client import LuaScript, command_batcher, get_redis
+from sessions_app import store as session_store
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 ENQUEUE_OR_MATCH = LuaScript(LUA_DIR / "enqueue_or_match.lua")
 RENEW_LEASE = LuaScript(LUA_DIR / "renew_lease.lua")
 ENTER_FALLBACK = LuaScript(LUA_DIR / "enter_fallback.lua")
+CONFIRM_MATCH = LuaScript(LUA_DIR / "confirm_match.lua")
+UNDO_MATCH = LuaScript(LUA_DIR / "undo_match.lua")
 LEAVE_QUEUES = LuaScript(LUA_DIR / "leave_queues.lua")
 COUNT_INTERESTS = LuaScript(LUA_DIR / "count_interests.lua")
 STREAM_SLOT = LuaScript(LUA_DIR / "stream_slot.lua")
@@ -103,6 +108,37 @@ async def enter_fallback(
         len(fallback_servers),
         *fallback_servers,
     )
+
+
+async def confirm_match(chat_id: str) -> bool:
+    """See ``lua/confirm_match.lua``: False if the match was undone."""
+    return bool(await CONFIRM_MATCH(chat_id))
+
+
+async def undo_match(chat_id: str, user_id: str, token: str, lease_ms: int) -> list:
+    """See ``lua/undo_match.lua``."""
+    return await UNDO_MATCH(chat_id, user_id, token, lease_ms)
+
+
+def attempt_key(chat_id: str) -> str:
+    return f"attempt:{chat_id}"
+
+
+async def user_session_and_pending(user_id: str) -> tuple[dict[str, Any] | None, bool]:
+    """The user's session, and whether its match still waits for its confirmation.
+
+    Both are read in one transaction: an undo between two separate reads would show a
+    session just undone as a confirmed one.
+    """
+    redis = get_redis()
+    chat_id = await redis.get(session_store.user_session_key(user_id))
+    if chat_id is None:
+        return None, False
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.get(session_store.session_key(chat_id))
+        pipe.exists(attempt_key(chat_id))
+        raw, pending = await pipe.execute()
+    return (json.loads(raw), bool(pending)) if raw else (None, False)
 
 
 async def renew_lease(user_id: str, token: str, lease_ms: int) -> list:

@@ -14,6 +14,11 @@
 --   queue:fallback        ZSET  waiting users past their fallback time, score = enqueue time (µs)
 --   recent:<u>            ZSET  users u was just matched with, score = end of cooldown (ms)
 --   chat_servers:discovered LIST chat servers from discovery; chat_servers:rr the turn counter
+--   attempt:<id>          STRING what the matcher call that was given chat id <id> did,
+--                         until its caller has the reply: 'W' (the user was queued), or
+--                         a pending match's JSON (see create_match) until confirmed
+--   undone:<id>           STRING the call given chat id <id> was undone (undo_match.lua):
+--                         should it run after all, it does nothing
 --   metrics:matches       HASH  '<shared interests>:<fallback 0|1>' -> matches
 --   metrics:time_to_match HASH  'le:<seconds>' waits in (previous bound, bound], 'sum_ms'
 
@@ -127,7 +132,7 @@ end
 
 local TIME_TO_MATCH_BUCKETS = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
 
--- One bucket per match (cumulative counts are summed when /metrics is read).
+-- One bucket per confirmed match (cumulative counts are summed when /metrics is read).
 local function record_match_metrics(shared_count, fallback, waited_ms)
   redis.call('HINCRBY', 'metrics:matches', shared_count .. ':' .. (fallback and '1' or '0'), 1)
   local bucket = '+Inf'
@@ -142,13 +147,28 @@ local function record_match_metrics(shared_count, fallback, waited_ms)
 end
 
 -- Pairs user with the waiting partner: both leave every queue, the session is stored
--- for both, and they are kept apart for cooldown_ms. Returns the matcher's reply:
+-- for both, and they are kept apart for cooldown_ms. The match stays pending until the
+-- caller, holding the reply, confirms it (confirm_match.lua); until then the partner
+-- is not told, and undo_match.lua can give the partner back their place, which is why
+-- attempt:<chat id> keeps what that needs. Returns the matcher's reply:
 -- {'MATCHED', partner, shared 'A,B', chat id, server, partner's wait (ms), partner's
 -- stream token, '1' if a fallback match else '0'}.
 local function create_match(user, partner, partner_since, shared, fallback, chat_id, servers,
                             now, session_ttl, cooldown_ms)
   local now_ms = math.floor(now / 1000)
   local partner_token = redis.call('GET', 'lease:' .. partner) or ''
+  local waited_ms = math.floor((now - partner_since) / 1000)
+  redis.call('SET', 'attempt:' .. chat_id, cjson.encode({
+    user = user,
+    partner = partner,
+    token = partner_token,
+    since = string.format('%.0f', partner_since),
+    interests = redis.call('SMEMBERS', 'user_interests:' .. partner),
+    fallback = redis.call('ZSCORE', 'queue:fallback', partner) or '',
+    shared = #shared,
+    isFallback = fallback,
+    waitedMs = waited_ms,
+  }), 'EX', session_ttl)
   leave_queues(partner)
   leave_queues(user)
   redis.call('DEL', 'lease:' .. partner, 'lease:' .. user)
@@ -184,8 +204,6 @@ local function create_match(user, partner, partner_since, shared, fallback, chat
     end
   end
 
-  local waited_ms = math.floor((now - partner_since) / 1000)
-  record_match_metrics(#shared, fallback, waited_ms)
   return {'MATCHED', partner, shared_csv, chat_id, server, waited_ms, partner_token,
           fallback and '1' or '0'}
 end
@@ -210,4 +228,31 @@ local function queue_info(user, interests)
     end
   end
   return {'WAITING', waiting}
+end
+
+-- Whether the matcher call given chat_id was undone before it ran (undo_match.lua).
+local function undone(chat_id)
+  return redis.call('EXISTS', 'undone:' .. chat_id) == 1
+end
+
+-- Gives a pending match's partner their place back, as it was: the same enqueue time
+-- in the same queues, and a lease for the same stream, which renews it as before.
+-- Not if the partner has moved on (a newer stream of theirs holds a place).
+local function restore_partner(pending, lease_ms)
+  local partner = pending.partner
+  if pending.token == '' or redis.call('EXISTS', 'lease:' .. partner) == 1 then
+    return
+  end
+  for _, interest in ipairs(pending.interests) do
+    redis.call('ZADD', 'interest:' .. interest, pending.since, partner)
+    redis.call('SADD', 'queue:interests', interest)
+  end
+  if #pending.interests > 0 then
+    redis.call('SADD', 'user_interests:' .. partner, unpack(pending.interests))
+  end
+  redis.call('ZADD', 'queue:waiting', pending.since, partner)
+  if pending.fallback ~= '' then
+    redis.call('ZADD', 'queue:fallback', pending.fallback, partner)
+  end
+  redis.call('SET', 'lease:' .. partner, pending.token, 'PX', lease_ms)
 end

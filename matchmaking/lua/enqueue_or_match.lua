@@ -14,6 +14,8 @@
 -- ARGV[9]  N, the number of fallback chat servers; ARGV[10 .. 9+N] the servers
 -- ARGV[10+N ..] the user's normalized interests (at least one)
 -- Returns one of:
+--   {'UNDONE'}                               the caller gave up on this call and undid it
+--                                            (undo_match.lua) before it ran: nothing done
 --   {'MAINTENANCE'}
 --   {'NO_CHAT_SERVER'}                       nothing was changed
 --   {'WAITING', others waiting in the user's queues, previous}
@@ -21,6 +23,9 @@
 -- where previous is the token of an older stream that held the user's place ('' if
 -- none): the caller tells that stream it was replaced.
 
+if undone(ARGV[4]) then
+  return {'UNDONE'}
+end
 local maintenance = redis.call('GET', 'service:maintenance')
 if maintenance == '1' or (not maintenance and ARGV[6] == '1') then
   return {'MAINTENANCE'}
@@ -103,6 +108,8 @@ if fallback_after == 0 then
   redis.call('ZADD', 'queue:fallback', now, user)
 end
 redis.call('SET', 'lease:' .. user, token, 'PX', lease_ms)
+-- For undo_match.lua, should the caller never get this reply: only while it may come.
+redis.call('SET', 'attempt:' .. chat_id, 'W', 'EX', 60)
 local reply = queue_info(user, interests)
 reply[#reply + 1] = previous
 return reply

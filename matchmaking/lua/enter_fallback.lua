@@ -7,10 +7,14 @@
 -- ARGV[4] session time-to-live (s), ARGV[5] rematch cooldown (ms),
 -- ARGV[6] N, the number of fallback chat servers; ARGV[7 .. 6+N] the servers
 -- Returns {'GONE'} if the stream no longer holds the user's place, {'WAITING'}, or the
--- reply of create_match (lib.lua) with the fallback flag set.
+-- reply of create_match (lib.lua) with the fallback flag set; {'UNDONE'} if the caller
+-- gave up on this call and undid it (undo_match.lua) before it ran.
 
 local user, token, chat_id = ARGV[1], ARGV[2], ARGV[3]
 local session_ttl, cooldown_ms = ARGV[4], tonumber(ARGV[5])
+if undone(chat_id) then
+  return {'UNDONE'}
+end
 if redis.call('GET', 'lease:' .. user) ~= token then
   return {'GONE'}
 end

@@ -1,0 +1,19 @@
+-- confirm_match: the caller of the matcher call that made a match has its reply; from
+-- now on the match stands and the partner may be told (see create_match in lib.lua).
+--
+-- KEYS: none (see lib.lua).
+-- ARGV[1] chat id
+-- Returns 1 when the match stands (confirmed now or before), 0 if it was undone: the
+-- partner, tired of waiting for the confirmation, gave their place back (undo_match.lua).
+
+local chat_id = ARGV[1]
+if undone(chat_id) then
+  return 0
+end
+local raw = redis.call('GET', 'attempt:' .. chat_id)
+if raw and raw ~= 'W' then
+  local pending = cjson.decode(raw)
+  record_match_metrics(pending.shared, pending.isFallback, pending.waitedMs)
+  redis.call('DEL', 'attempt:' .. chat_id)
+end
+return 1

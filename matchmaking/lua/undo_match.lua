@@ -1,0 +1,78 @@
+-- undo_match: settles a matcher call whose caller did not get the reply (a timeout, a
+-- cancelled task, a connection lost mid-reply), or a pending match whose confirmation
+-- the partner has waited too long for. Atomic, and idempotent: the same outcome however
+-- often it runs, and whether the call ran before it, after it (then it does nothing:
+-- see undone:<id>) or never.
+--
+-- KEYS: none (see lib.lua).
+-- ARGV[1] chat id the matcher call was given
+-- ARGV[2] the caller's user id, ARGV[3] the caller's stream token
+-- ARGV[4] lease length (ms) for a partner given their place back
+-- Returns {'UNDONE'}: nothing of the call remains; a partner has their place back, with
+--           their original enqueue time, and was told nothing;
+--         {'MATCHED', session JSON}: the user's match stands (it had been confirmed:
+--           its other side was or will be told), so the caller tells the user.
+
+local chat_id, user, token, lease_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local TOMBSTONE_S = 3600  -- longer than any call can sit unread in Redis
+
+local function standing(id)
+  local session = redis.call('GET', 'chat_session:' .. id)
+  if session then
+    return {'MATCHED', session}
+  end
+  return {'UNDONE'}  -- ended since
+end
+
+-- Ends a pending match: the session goes, and the partner gets their place back if
+-- restore (not when the partner is the user giving up on the call that queued them).
+local function undo_pending(id, pending, restore)
+  end_session(id)
+  redis.call('DEL', 'attempt:' .. id)
+  redis.call('SET', 'undone:' .. id, '1', 'EX', TOMBSTONE_S)
+  redis.call('ZREM', 'recent:' .. pending.user, pending.partner)
+  redis.call('ZREM', 'recent:' .. pending.partner, pending.user)
+  if restore then
+    restore_partner(pending, lease_ms)
+  end
+end
+
+if undone(chat_id) then
+  return {'UNDONE'}
+end
+local attempt = redis.call('GET', 'attempt:' .. chat_id)
+
+if not attempt then
+  -- Never ran (and now never will), or its match was confirmed.
+  if redis.call('GET', 'user_session:' .. user) == chat_id then
+    return standing(chat_id)
+  end
+  redis.call('SET', 'undone:' .. chat_id, '1', 'EX', TOMBSTONE_S)
+  return {'UNDONE'}
+end
+
+redis.call('SET', 'undone:' .. chat_id, '1', 'EX', TOMBSTONE_S)
+if attempt ~= 'W' then
+  undo_pending(chat_id, cjson.decode(attempt), true)
+  return {'UNDONE'}
+end
+
+-- The call queued the user. Still waiting: leave. Matched since by a later arrival:
+-- a confirmed match stands (the other side was told), a pending one is undone too.
+redis.call('DEL', 'attempt:' .. chat_id)
+if redis.call('GET', 'lease:' .. user) == token then
+  redis.call('DEL', 'lease:' .. user)
+  leave_queues(user)
+  return {'UNDONE'}
+end
+local later = redis.call('GET', 'user_session:' .. user)
+if later then
+  local pending = redis.call('GET', 'attempt:' .. later)
+  if not pending then
+    return standing(later)
+  end
+  if pending ~= 'W' then
+    undo_pending(later, cjson.decode(pending), false)
+  end
+end
+return {'UNDONE'}
