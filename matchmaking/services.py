@@ -69,8 +69,11 @@ UNDONE_STATE = "UNDONE"  # a matcher call undone (by its caller, or by the partn
 # How long a partner whose place was taken by a pending match waits for the arriving
 # side's confirmation before undoing the match: well past the 2 s a call may take.
 CONFIRM_GRACE_SECONDS = 5.0
-# Tries of the undo of a call whose reply never came, while Redis does not answer.
-UNDO_ATTEMPTS = 3
+# How long a stream waits for the undo of a call whose reply never came, and how often
+# the undo is tried again in the background (Redis not answering) before giving up:
+# then the lease and the partner's confirmation grace bound what is left.
+UNDO_WAIT_SECONDS = 1.0
+UNDO_ATTEMPTS = 5
 
 
 def _match_result(reply: list) -> MatchResult:
@@ -260,19 +263,37 @@ async def undo_unanswered(chat_id: str, user_id: str, token: str) -> MatchResult
 
     Safe whether the call ran, runs later or never does (``lua/undo_match.lua``). The
     result is UNDONE, or MATCHED (confirmed, the partner not to be told by this
-    stream) when the user's match stands. Retried while Redis does not answer.
+    stream) when the user's match stands. Waited for :data:`UNDO_WAIT_SECONDS` at
+    most, so the user hears back in time while Redis does not answer; the undo is then
+    retried in the background, and the error raised.
     """
+    try:
+        async with asyncio.timeout(UNDO_WAIT_SECONDS):
+            reply = await _undo(chat_id, user_id, token)
+    except (RedisError, OSError):  # TimeoutError is an OSError
+        in_background(_undo_until_done(chat_id, user_id, token), logger, "undo_failed")
+        raise
+    return _undo_result(reply, user_id)
+
+
+async def _undo(chat_id: str, user_id: str, token: str) -> list:
+    reply = await store.undo_match(chat_id, user_id, token, int(settings.LEASE_SECONDS * 1000))
+    log_event(logger, "match_undone", user=user_id, chatId=chat_id, outcome=reply[0])
+    return reply
+
+
+async def _undo_until_done(chat_id: str, user_id: str, token: str) -> None:
     for attempt in range(UNDO_ATTEMPTS):
+        await asyncio.sleep(0.5 * 2**attempt)
         try:
-            reply = await store.undo_match(
-                chat_id, user_id, token, int(settings.LEASE_SECONDS * 1000)
-            )
-            break
+            await _undo(chat_id, user_id, token)
+            return
         except (RedisError, OSError):
             if attempt == UNDO_ATTEMPTS - 1:
                 raise
-            await asyncio.sleep(0.2 * 2**attempt)
-    log_event(logger, "match_undone", user=user_id, chatId=chat_id, outcome=reply[0])
+
+
+def _undo_result(reply: list, user_id: str) -> MatchResult:
     if reply[0] != MATCHED_STATE:
         return MatchResult(UNDONE_STATE)
     session = json.loads(reply[1])

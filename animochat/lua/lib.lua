@@ -245,7 +245,7 @@ local function restore_partner(pending, lease_ms)
   end
   for _, interest in ipairs(pending.interests) do
     redis.call('ZADD', 'interest:' .. interest, pending.since, partner)
-    redis.call('SADD', 'queue:interests', interest)
+    note_queue_size(interest)
   end
   if #pending.interests > 0 then
     redis.call('SADD', 'user_interests:' .. partner, unpack(pending.interests))
