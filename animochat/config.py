@@ -211,7 +211,13 @@ def parse_sentinels(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
             continue
         host, sep, port = item.rpartition(":")
         host = host.strip().removeprefix("[").removesuffix("]")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        # isascii(): isdigit() alone passes "²", which int() then refuses.
+        if (
+            not sep
+            or not host
+            or not (port.isascii() and port.isdigit())
+            or not 1 <= int(port) <= 65535
+        ):
             raise ConfigError(f"REDIS_SENTINELS must list host:port items, got {item!r}")
         sentinels.append((host, int(port)))
     return tuple(sentinels)

@@ -116,6 +116,7 @@ def test_empty_chat_server_list_is_allowed():
         ({"REDIS_SENTINELS": "a:26379,b:port"}, "REDIS_SENTINELS"),
         ({"REDIS_SENTINELS": ":26379"}, "REDIS_SENTINELS"),
         ({"REDIS_SENTINELS": "a:0"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "a:\u00b2"}, "REDIS_SENTINELS"),  # isdigit(), yet not int()
         ({"REDIS_SENTINELS": "a:1", "REDIS_URL": "unix:///tmp/r.sock"}, "REDIS_SENTINELS"),
         ({"AUTH_JWT_SECRET": "s" * 31}, "AUTH_JWT_SECRET"),
         ({"AUTH_JWKS_URL": "ftp://keys.example"}, "AUTH_JWKS_URL"),
