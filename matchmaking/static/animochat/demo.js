@@ -105,14 +105,18 @@ async function loadPopular() {
 
 async function loadServiceState() {
   const pill = $("service-state");
+  const show = (state, text) => {
+    pill.dataset.state = state;
+    pill.title = text;
+    pill.querySelector(".pill-text").textContent = text;
+  };
   try {
     const response = await fetch("/maintenance", { cache: "no-store" });
     const body = await response.json();
-    pill.dataset.state = body.state === "ACTIVE" ? "active" : "maintenance";
-    pill.textContent = body.state === "ACTIVE" ? "Service online" : "Under maintenance";
+    if (body.state === "ACTIVE") show("active", "Service online");
+    else show("maintenance", "Under maintenance");
   } catch {
-    pill.dataset.state = "down";
-    pill.textContent = "Service unreachable";
+    show("down", "Service unreachable");
   }
 }
 
