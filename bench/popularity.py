@@ -118,6 +118,7 @@ async def raw_reads(count: int) -> list[float]:
 
 def one_case(client, server, distinct: int) -> dict:
     client.flushdb()
+    client.config_set("slowlog-max-len", 10_000)
     client.config_set("slowlog-log-slower-than", 5000)
     client.slowlog_reset()
     client.config_resetstat()
