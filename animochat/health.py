@@ -17,13 +17,16 @@ only to processes that can match.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from pathlib import Path
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.apps import apps
 from redis.exceptions import RedisError
 
-from animochat.redis_client import LuaScript, get_redis
+from animochat.redis_client import LUA_LIBRARY, LuaScript, get_redis
 
 READY, DOWN, UNKNOWN = "ready", "down", "unknown"
 # Probes have short timeouts of their own: answer within about two seconds, whatever
@@ -71,9 +74,21 @@ async def liveness() -> tuple[int, dict[str, Any]]:
     return 200, {"status": "ok"}
 
 
+@functools.cache
+def shipped_scripts() -> tuple[LuaScript, ...]:
+    """Every Lua script of the installed apps (``<app>/lua/*.lua`` but the shared
+    library), whether or not the module that runs it has been imported yet."""
+    return tuple(
+        LuaScript(path)
+        for app in apps.get_app_configs()
+        for path in sorted(Path(app.path, "lua").glob("*.lua"))
+        if path.resolve() != LUA_LIBRARY
+    )
+
+
 async def redis_and_scripts() -> tuple[str, str]:
     """(Redis, scripts) states: one round trip, plus one more to load missing scripts."""
-    scripts = LuaScript.registry
+    scripts = shipped_scripts()
     client = get_redis()
     try:
         async with asyncio.timeout(REDIS_CHECK_TIMEOUT):

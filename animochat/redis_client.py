@@ -23,7 +23,7 @@ import math
 import weakref
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -290,11 +290,7 @@ class LuaScript:
     ``SCRIPT LOAD`` per event loop (per process, under Daphne) serves every caller: the
     calls that met NOSCRIPT wait for it and are retried together, in one batch, so a
     restart under load costs one load per script, not one per caller.
-    Every script made is listed in ``LuaScript.registry`` (the readiness probe loads
-    any that Redis lacks).
     """
-
-    registry: ClassVar[list[LuaScript]] = []
 
     def __init__(self, path: Path) -> None:
         self.name = path.stem
@@ -303,7 +299,6 @@ class LuaScript:
         self._loads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ScriptLoads] = (
             weakref.WeakKeyDictionary()
         )
-        LuaScript.registry.append(self)
 
     async def __call__(self, *args: Any) -> Any:
         """Run the script on the running loop's connections (see :class:`CommandBatcher`)."""
