@@ -183,12 +183,15 @@ async def record_history(counts: dict[str, int], sample_waiting: bool = False) -
     minute = int(time.time() // 60)
     errors = take_unwritten_errors()
     try:
-        by_minute = {minute: dict(counts)} if counts else {}
+        by_minute = {minute: dict(counts)} if counts or sample_waiting else {}
         for error_minute, count in errors.items():
             by_minute.setdefault(error_minute, {})[store.HISTORY_REDIS_ERRORS] = count
-        waiting = (minute, await store.users_waiting()) if sample_waiting else None
-        if by_minute or waiting is not None:
-            await store.record_history(by_minute, waiting)
+        await asyncio.gather(
+            *(
+                store.record_history(m, values, sample_waiting and m == minute)
+                for m, values in by_minute.items()
+            )
+        )
     except BaseException:
         put_back_unwritten_errors(errors)
         raise

@@ -22,6 +22,7 @@ CONFIRM_MATCH = LuaScript(LUA_DIR / "confirm_match.lua")
 UNDO_MATCH = LuaScript(LUA_DIR / "undo_match.lua")
 LEAVE_QUEUES = LuaScript(LUA_DIR / "leave_queues.lua")
 COUNT_INTERESTS = LuaScript(LUA_DIR / "count_interests.lua")
+RECORD_HISTORY = LuaScript(LUA_DIR / "record_history.lua")
 STREAM_SLOT = LuaScript(LUA_DIR / "stream_slot.lua")
 SWEEP_LAPSED_WAITERS = LuaScript(LUA_DIR / "sweep_lapsed_waiters.lua")
 
@@ -205,27 +206,14 @@ def history_key(minute: int) -> str:
     return f"history:{minute}"
 
 
-async def record_history(
-    counts: dict[int, dict[str, int]], waiting: tuple[int, int] | None = None
-) -> None:
-    """Add ``counts`` (minute -> member -> increment) and, if given, ``(minute, users
-    waiting)`` as a candidate maximum, in one round trip."""
-    async with get_redis().pipeline(transaction=False) as pipe:
-        minutes = set(counts)
-        for minute, increments in counts.items():
-            for member, increment in increments.items():
-                pipe.zincrby(history_key(minute), increment, member)
-        if waiting is not None:
-            minute, users = waiting
-            pipe.zadd(history_key(minute), {HISTORY_WAITING: users}, gt=True)
-            minutes.add(minute)
-        for minute in minutes:
-            pipe.expireat(history_key(minute), (minute + 1) * 60 + HISTORY_KEEP_SECONDS)
-        await pipe.execute()
-
-
-async def users_waiting() -> int:
-    return await get_redis().zcard(WAITING_KEY)
+async def record_history(minute: int, counts: dict[str, int], sample_waiting: bool) -> int:
+    """Add ``counts`` (member -> increment) to ``minute`` and, if ``sample_waiting``, the
+    users waiting now as a candidate maximum; returns that number (-1 if not sampled)."""
+    flat = [item for member, increment in counts.items() for item in (member, increment)]
+    expires_at = (minute + 1) * 60 + HISTORY_KEEP_SECONDS
+    return int(
+        await RECORD_HISTORY(history_key(minute), expires_at, "1" if sample_waiting else "0", *flat)
+    )
 
 
 async def history(minutes: list[int]) -> list[dict[str, float]]:

@@ -71,11 +71,12 @@ def test_chart_geometry():
 
 async def test_history_is_bounded_and_read_back(aredis):
     minute = int(time.time() // 60)
-    await store.record_history(
-        {minute: {"matches": 2, "le:0.5": 2}, minute - 3: {"redis_errors": 4}},
-        waiting=(minute, 7),
-    )
-    await store.record_history({}, waiting=(minute, 3))  # a lower sample keeps the maximum
+    await aredis.zadd("queue:waiting", {f"u{i}": i for i in range(7)})
+    assert await store.record_history(minute, {"matches": 2, "le:0.5": 2}, True) == 7
+    assert await store.record_history(minute - 3, {"redis_errors": 4}, False) == -1
+    await aredis.zremrangebyrank("queue:waiting", 0, 3)
+    assert await store.record_history(minute, {}, True) == 3  # the maximum stays 7
+    assert await aredis.ttl(store.history_key(minute - 3)) > 0
     ttl = await aredis.ttl(store.history_key(minute))
     assert (minute + 1) * 60 + 3600 - time.time() - 2 <= ttl <= 3660
     hour = await selectors.last_hour()
