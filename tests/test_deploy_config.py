@@ -119,7 +119,8 @@ def test_render_blueprint():
     (redis,) = [s for s in services.values() if s["type"] == "keyvalue"]
     assert web["healthCheckPath"] == "/healthz"
     assert web["startCommand"] == "python -m animochat.launcher"  # test_launcher runs it
-    assert "pip install" in web["buildCommand"] and "[postgres]" in web["buildCommand"]
+    assert "pip install --require-hashes -r requirements.lock" in web["buildCommand"]
+    assert "\npsycopg-binary==" in (BASE_DIR / "requirements.lock").read_text()  # postgres
     assert redis["maxmemoryPolicy"] == "noeviction" and redis["ipAllowList"] == []
 
     env = {var["key"]: var for var in web["envVars"]}
