@@ -47,6 +47,7 @@ async def matchmaking_view(request):
         queued = result.state == services.WAITING_STATE
         try:
             if result.state == services.MATCHED_STATE:
+                await services.confirm_match(result, user_id, token)
                 shared = matched_event(result)
                 await notifications.send_to_user(
                     result.partner,
