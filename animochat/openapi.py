@@ -91,6 +91,21 @@ RATE_LIMITED = _error("Too many requests from this client; see Retry-After.")
 # Only while auth is on (see the description in "info").
 UNAUTHORIZED = _error("UNAUTHORIZED: no valid token in `Authorization: Bearer`.")
 FORBIDDEN = _error("FORBIDDEN: the token belongs to another userId (its sub).")
+
+
+def _user_post_errors(bad_request: str) -> dict[str, Any]:
+    """The refusals every identity-checked POST shares, beside its own 400."""
+    return {
+        "400": _error(bad_request),
+        "401": UNAUTHORIZED,
+        "403": FORBIDDEN,
+        "405": _error("Method not allowed."),
+        "413": _error("Body too large."),
+        "429": RATE_LIMITED,
+        "503": UNAVAILABLE_503,
+    }
+
+
 AUTH_DESCRIPTION = (
     "Pairs users who share an interest for one-to-one chat.\n\n"
     "Verified identity is optional, off by default. With AUTH_JWT_SECRET (HS256) or "
@@ -300,13 +315,7 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": USER_BODY,
                     "responses": {
                         "200": _json("The ticket.", "Ticket"),
-                        "400": _error("userId missing (auth off) or invalid, or bad body."),
-                        "401": UNAUTHORIZED,
-                        "403": FORBIDDEN,
-                        "405": _error("Method not allowed."),
-                        "413": _error("Body too large."),
-                        "429": RATE_LIMITED,
-                        "503": UNAVAILABLE_503,
+                        **_user_post_errors("userId missing (auth off) or invalid, or bad body."),
                     },
                 }
             },
@@ -346,14 +355,8 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": USER_BODY,
                     "responses": {
                         "200": _message("Session disconnected successfully."),
-                        "400": _error("User ID is required, or the body is malformed."),
-                        "401": UNAUTHORIZED,
-                        "403": FORBIDDEN,
+                        **_user_post_errors("User ID is required, or the body is malformed."),
                         "404": _error("No active session found to disconnect."),
-                        "405": _error("Method not allowed."),
-                        "413": _error("Body too large."),
-                        "429": RATE_LIMITED,
-                        "503": UNAVAILABLE_503,
                     },
                 }
             },
@@ -372,13 +375,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _message("Matchmaking cancelled successfully."),
-                        "400": _error("userId missing or invalid, or malformed body."),
-                        "401": UNAUTHORIZED,
-                        "403": FORBIDDEN,
-                        "405": _error("Method not allowed."),
-                        "413": _error("Body too large."),
-                        "429": RATE_LIMITED,
-                        "503": UNAVAILABLE_503,
+                        **_user_post_errors("userId missing or invalid, or malformed body."),
                     },
                 }
             },
