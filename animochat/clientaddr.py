@@ -115,3 +115,13 @@ class TrustedClientMiddleware:
             # A copy: the server keeps its own scope for its access log.
             scope = {**scope, "client": [address, port], "scheme": scheme}
         return await self.app(scope, receive, send)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, no brackets) names this machine."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from animochat.clientaddr import is_loopback
+
 # Run from a checkout, the service keeps its files (.env, .secret_key, db.sqlite3,
 # staticfiles) in the checkout; installed from a wheel (site-packages), in the working
 # directory it is started from.
@@ -272,7 +274,7 @@ def parse_jwks_url(env: Mapping[str, str]) -> str:
         return ""
     parts = urlsplit(parse_http_url(url, "AUTH_JWKS_URL"))
     # Whoever can alter the key set in transit can sign any identity.
-    if parts.scheme != "https" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+    if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
         raise ConfigError(f"AUTH_JWKS_URL must be https:// (http only on loopback), got {url!r}")
     return url
 

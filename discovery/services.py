@@ -22,7 +22,6 @@ line per beat. On stop it unregisters with ``serviceName``, ``version`` and ``ur
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import random
 import threading
@@ -35,6 +34,7 @@ import redis
 from django.http.request import validate_host
 from redis.exceptions import RedisError
 
+from animochat.clientaddr import is_loopback
 from animochat.logging import log_event
 
 from . import store
@@ -82,15 +82,6 @@ def backoff_delay(
         return interval
     ceiling = interval * min(2 ** (failed_beats - 1), MAX_BACKOFF_BEATS)
     return ceiling * (1 - 0.25 * jitter())
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def screen_chat_servers(
