@@ -1,4 +1,5 @@
-"""A client for the AnimoChat Service Discovery protocol, over ``requests``.
+"""A client for the AnimoChat Service Discovery protocol, over ``requests``
+(docs/PROTOCOL.md#service-discovery).
 
 Every call has a timeout and a cap on the answer's size and total duration, and every
 way the registry can misbehave (refused connections, timeouts, error pages, HTML,

@@ -1,17 +1,9 @@
-"""A registry compatible with AnimoChat Service Discovery (SPEC §5), for development and tests.
+"""A registry compatible with AnimoChat Service Discovery, for development and tests.
 
 ``manage.py discovery_server`` serves it. It keeps instances in memory, like the real
-one, and speaks the same protocol:
-
-- ``POST /register`` ``{serviceName, version, url}``: 201 new instance, 200 heartbeat,
-  400 when a field is missing.
-- ``DELETE /unregister`` ``{serviceName, version, url}``: 200, 404 unknown, 400.
-- ``GET /discover/<name>/<version>``: one random RUNNING instance, else 404.
-- ``GET /discover/<name>/<version>/all``: every RUNNING instance, else 404.
-- ``GET /services``: ``{serviceName: {version: [instance, …]}}``, DOWN ones included.
-
-An instance not heard from for ``down_after`` seconds (15, as in the real registry) is
-DOWN until its next heartbeat. Paths are matched exactly, so a client that builds
+one, and speaks the same protocol (docs/PROTOCOL.md#registry-endpoints). An instance
+not heard from for ``down_after`` seconds (15, as in the real registry) is DOWN until
+its next heartbeat. Paths are matched exactly, so a client that builds
 ``//register`` gets a 404 here just as it would in production.
 
 For tests it also answers ``GET /_requests``: the requests it received, oldest first,

@@ -1,4 +1,5 @@
-"""The discovery heartbeat: stay registered and keep the shared chat-server list fresh.
+"""The discovery heartbeat: stay registered and keep the shared chat-server list fresh
+(docs/PROTOCOL.md#heartbeat).
 
 :class:`Heartbeat` is what ``manage.py heartbeat`` runs. Each beat it
 

@@ -146,7 +146,8 @@ def _process_report() -> dict[str, Any]:
 
 
 async def status_report() -> dict[str, Any]:
-    """The ``/status`` document; bounded cost (the largest queues only), never KEYS."""
+    """The ``/status`` document (docs/PROTOCOL.md#the-status-page); bounded cost (the
+    largest queues only), never KEYS."""
     from discovery import selectors as discovery_selectors
     from sessions_app import selectors as session_selectors
 

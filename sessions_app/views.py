@@ -1,4 +1,5 @@
-"""``/session/<userId>`` and ``/session/disconnect`` (SPEC §3.2, §3.3)."""
+"""``/session/<userId>`` and ``/session/disconnect``, as the web client calls them
+(docs/PROTOCOL.md#the-web-clients-calls)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""``manage.py discovery_server``: a local AnimoChat Service Discovery (SPEC §5).
+"""``manage.py discovery_server``: a local AnimoChat Service Discovery.
 
 For development and tests: point ``DISCOVERY_SERVER_URL`` at it. Stops on
-SIGINT/SIGTERM. See :mod:`discovery.registry` for the protocol.
+SIGINT/SIGTERM. The protocol: docs/PROTOCOL.md#registry-endpoints.
 """
 
 from __future__ import annotations
