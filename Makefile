@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint lock clean
+.PHONY: run test lint lock settings-docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: $(VENV)/.test-deps
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Rewrite the README's configuration table and .env.example from the settings declared in
+# animochat/config.py (tests/test_deploy_config.py fails while they differ).
+settings-docs: $(VENV)/.run-deps
+	$(BIN)/python -m animochat.config_docs --write
 
 # Refresh the lock files after changing dependencies in pyproject.toml (both hold the
 # postgres extra, so DATABASE_URL=postgresql://… works as tested). Versions already

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -33,9 +34,9 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
-from animochat.config import Config, ConfigError, load_config, project_dir, read_dotenv
+from animochat.config import Config, ConfigError, load_config, project_dir, read_environment
 from animochat.embedded_redis import EmbeddedRedis, redis_answers, sentinel_primary_answers
 
 BASE_DIR = project_dir()
@@ -89,10 +90,6 @@ def local_secret_key() -> str:
     return SECRET_KEY_FILE.read_text().strip()
 
 
-def read_environment() -> dict[str, str]:
-    return {**read_dotenv(BASE_DIR / ".env"), **os.environ}
-
-
 def checked_config(env: dict[str, str]) -> Config:
     try:
         return load_config(env, BASE_DIR)
@@ -100,8 +97,18 @@ def checked_config(env: dict[str, str]) -> Config:
         fail(f"configuration error: {error}")
 
 
-def prepare_environment() -> tuple[dict[str, str], EmbeddedRedis | None]:
-    env = read_environment()
+class Prepared(NamedTuple):
+    """What the children are started with: their environment and its settings."""
+
+    env: dict[str, str]
+    config: Config
+    embedded: EmbeddedRedis | None  # started here, stopped with the service
+
+
+def prepare_environment() -> Prepared:
+    """The environment with a SECRET_KEY and a Redis that answers, and its settings,
+    parsed once here (each child parses the same environment once for itself)."""
+    env = read_environment(BASE_DIR)
     if not env.get("SECRET_KEY"):
         env["SECRET_KEY"] = local_secret_key()
         if env.get("RENDER_EXTERNAL_URL"):
@@ -126,7 +133,7 @@ def prepare_environment() -> tuple[dict[str, str], EmbeddedRedis | None]:
                 f"REDIS_SENTINELS={sentinels}. Check REDIS_SENTINELS and REDIS_MASTER_NAME."
             )
         say("redis", sentinels=sentinels, master=config.redis_master_name, source="REDIS_SENTINELS")
-    elif config.redis_url_explicit:
+    elif "REDIS_URL" in config.given:
         if not redis_answers(config.redis_url, timeout=2):
             fail(
                 f"REDIS_URL={config.redis_url} is not reachable. Start that Redis, fix "
@@ -145,7 +152,8 @@ def prepare_environment() -> tuple[dict[str, str], EmbeddedRedis | None]:
             source="embedded",
             note="nothing answered on localhost:6379; data lives only as long as this run",
         )
-    return env, embedded
+    config = dataclasses.replace(config, redis_url=env.get("REDIS_URL", config.redis_url))
+    return Prepared(env, config, embedded)
 
 
 def listen_backlog() -> int:
@@ -270,12 +278,11 @@ def serve(env: dict[str, str], config: Config, supervisor: Supervisor, workers: 
 def run_all() -> int:
     """Everything ``make run`` does; the exit status for the process manager."""
     supervisor = Supervisor()
-    env, embedded = prepare_environment()
+    env, config, embedded = prepare_environment()
     try:
-        config = checked_config(env)
         supervisor.run_step(env, "migrate", "--no-input", "-v", "0")
         supervisor.run_step(env, "collectstatic", "--no-input", "-v", "0")
-        if env.get("DJANGO_SUPERUSER_USERNAME") and env.get("DJANGO_SUPERUSER_PASSWORD"):
+        if config.django_superuser_username and config.django_superuser_password:
             supervisor.run_step(env, "ensure_admin")
         return serve(env, config, supervisor, workers=True)
     finally:
@@ -286,7 +293,7 @@ def run_all() -> int:
 
 def run_web() -> int:
     supervisor = Supervisor()
-    env = read_environment()
+    env = read_environment(BASE_DIR)
     config = checked_config(env)
     try:
         return serve(env, config, supervisor, workers=False)

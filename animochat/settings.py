@@ -1,4 +1,5 @@
-"""Django settings, all taken from :mod:`animochat.config` (environment and ``.env``)."""
+"""Django settings, all taken from :mod:`animochat.config` (environment and ``.env``), read
+once per process."""
 
 from __future__ import annotations
 
@@ -19,41 +20,9 @@ except ConfigError as error:
     sys.stderr.write(f"Configuration error: {error}\n")
     raise SystemExit(2) from None
 
-DEBUG = CONFIG.debug
-SECRET_KEY = CONFIG.secret_key
-ALLOWED_HOSTS = list(CONFIG.allowed_hosts)
-
-PORT = CONFIG.port
-REDIS_URL = CONFIG.redis_url
-REDIS_SENTINELS = [list(sentinel) for sentinel in CONFIG.redis_sentinels]
-REDIS_MASTER_NAME = CONFIG.redis_master_name
-DISCOVERY_SERVER_URL = CONFIG.discovery_server_url
-RENDER_EXTERNAL_URL = CONFIG.render_external_url
-CHAT_SERVER_URLS = CONFIG.chat_server_urls
-CHAT_SERVER_ALLOWED_HOSTS = CONFIG.chat_server_allowed_hosts
-MAINTENANCE_MODE = CONFIG.maintenance_mode
-CORS_ALLOWED_ORIGINS = CONFIG.cors_allowed_origins
-KEEPALIVE_SECONDS = CONFIG.keepalive_seconds
-LEASE_SECONDS = CONFIG.lease_seconds
-POPULAR_WINDOW_SECONDS = CONFIG.popular_window_seconds
-POPULAR_BLOCKLIST = CONFIG.popular_blocklist
-SESSION_TTL_SECONDS = CONFIG.session_ttl_seconds
-HEARTBEAT_INTERVAL = CONFIG.heartbeat_interval
-REMATCH_COOLDOWN = CONFIG.rematch_cooldown
-RATE_LIMIT_PER_MINUTE = CONFIG.rate_limit_per_minute
-READ_RATE_LIMIT_PER_MINUTE = CONFIG.read_rate_limit_per_minute
-MAX_STREAMS_PER_CLIENT = CONFIG.max_streams_per_client
-MAX_OPEN_STREAMS = CONFIG.max_open_streams
-MAX_WAIT_SECONDS = CONFIG.max_wait_seconds
-# Proxies in front of the service that append to X-Forwarded-For (animochat/clientaddr.py).
-TRUSTED_PROXY_HOPS = CONFIG.trusted_proxy_hops
-ACCESS_LOG = CONFIG.access_log
-SSE_RETRY_MS = CONFIG.sse_retry_ms
-DEFAULT_FALLBACK_AFTER = CONFIG.default_fallback_after
-AUTH_JWT_SECRET = CONFIG.auth_jwt_secret
-AUTH_JWT_AUDIENCE = CONFIG.auth_jwt_audience
-AUTH_JWKS_URL = CONFIG.auth_jwks_url
-DEMO_PAGE = CONFIG.demo_page
+# Every declared setting Django code reads, under its variable's name: settings.REDIS_URL,
+# settings.KEEPALIVE_SECONDS… (declared in animochat/config.py, where each says which).
+globals().update(CONFIG.django_settings())
 
 SERVICE_NAME = "matchmaking-server"
 SERVICE_VERSION = "1.0.0"
@@ -122,23 +91,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": CONFIG.redis_url,
         "KEY_PREFIX": "django",
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 2},
     }
 }
-if REDIS_SENTINELS:
+if CONFIG.redis_sentinels:
     # django-redis' Sentinel client finds the primary named by the URL's host. Given as
     # a list of one URL it uses the primary only: a session just written is read back
     # there, never from a replica that may not have it yet.
-    _url = urlsplit(REDIS_URL)
+    _url = urlsplit(CONFIG.redis_url)
     _credentials = _url.netloc.rpartition("@")[0]
-    _netloc = f"{_credentials}@{REDIS_MASTER_NAME}" if _credentials else REDIS_MASTER_NAME
+    _master = CONFIG.redis_master_name
+    _netloc = f"{_credentials}@{_master}" if _credentials else _master
     CACHES["default"]["LOCATION"] = [_url._replace(netloc=_netloc).geturl()]
     CACHES["default"]["OPTIONS"].update(
         CLIENT_CLASS="django_redis.client.SentinelClient",
         CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory",
-        SENTINELS=REDIS_SENTINELS,
+        SENTINELS=CONFIG.redis_sentinels,
         SENTINEL_KWARGS=SENTINEL_OPTIONS,
     )
 # Admin log-ins live in the database, cached in Redis for every instance to share.
@@ -146,23 +116,23 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # Pub/sub channels ignore Redis database numbers, so the database is part of the
 # prefix: deployments (or test runs) sharing one Redis never hear each other.
-_REDIS_DB = urlsplit(REDIS_URL).path.strip("/") or "0"
+_REDIS_DB = urlsplit(CONFIG.redis_url).path.strip("/") or "0"
 # channels_redis' pub/sub layer, quiet and outage-aware (see animochat/channel_layer.py).
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "animochat.channel_layer.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"animochat.db{_REDIS_DB}."},
+        "CONFIG": {"hosts": [CONFIG.redis_url], "prefix": f"animochat.db{_REDIS_DB}."},
     }
 }
-if REDIS_SENTINELS:
+if CONFIG.redis_sentinels:
     # channels_redis' own Sentinel host form: its subscriber connection asks Sentinel
     # for the primary at each (re)connect. Publishes use the project's command client.
     CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
         {
-            "sentinels": REDIS_SENTINELS,
-            "master_name": REDIS_MASTER_NAME,
+            "sentinels": CONFIG.redis_sentinels,
+            "master_name": CONFIG.redis_master_name,
             "sentinel_kwargs": SENTINEL_OPTIONS,
-            **sentinel_connection_options(REDIS_URL),
+            **sentinel_connection_options(CONFIG.redis_url),
         }
     ]
 
@@ -198,7 +168,7 @@ STORAGES = {
 # TRUSTED_PROXY_HOPS (animochat/clientaddr.py sets the ASGI scheme from a trusted
 # proxy's X-Forwarded-Proto). SECURE_PROXY_SSL_HEADER stays unset on purpose: Django
 # would believe that header from anyone, proxy or not.
-HTTPS = CONFIG.secure_cookies and not DEBUG
+HTTPS = CONFIG.secure_cookies and not CONFIG.debug
 if HTTPS:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = 365 * 86400
@@ -206,9 +176,9 @@ if HTTPS:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     # Behind a proxy that reports the scheme, plain http is redirected; with no trusted
     # proxy every request would look like http (TLS ends at the proxy) and loop.
-    SECURE_SSL_REDIRECT = TRUSTED_PROXY_HOPS > 0
-    if RENDER_EXTERNAL_URL:
-        _public = urlsplit(RENDER_EXTERNAL_URL)
+    SECURE_SSL_REDIRECT = CONFIG.trusted_proxy_hops > 0
+    if CONFIG.render_external_url:
+        _public = urlsplit(CONFIG.render_external_url)
         CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
 # Asking browsers to preload HSTS is a promise about the whole registrable domain, for
 # its owner to make (and one a *.onrender.com tenant cannot), so it is not asked.

@@ -1,11 +1,24 @@
 """Configuration parsing: good values, bad values, and the one-line start-up error."""
 
+import dataclasses
 import subprocess
 import sys
 
 import pytest
+from django.conf import settings
 
-from animochat.config import DEFAULT_CHAT_SERVER_URLS, ConfigError, load_config, read_dotenv
+from animochat.config import (
+    DEFAULT_CHAT_SERVER_URLS,
+    SETTINGS,
+    Computed,
+    ConfigError,
+    comma_list,
+    interest_list,
+    load_config,
+    read_dotenv,
+    text,
+)
+from tests import settings as test_settings
 from tests.support.servers import BASE_DIR
 
 BASE = {"SECRET_KEY": "k"}
@@ -18,7 +31,7 @@ def config(**env):
 def test_defaults():
     c = config()
     assert c.port == 3000
-    assert c.redis_url == "redis://localhost:6379" and not c.redis_url_explicit
+    assert c.redis_url == "redis://localhost:6379" and "REDIS_URL" not in c.given
     assert c.chat_server_urls == DEFAULT_CHAT_SERVER_URLS
     assert c.debug is False and c.maintenance_mode is False
     assert c.keepalive_seconds == 15 and c.lease_seconds == 30
@@ -39,7 +52,7 @@ def test_good_values():
         SSE_RETRY_MS="500",
         DEFAULT_FALLBACK_AFTER="2.5",
     )
-    assert c.port == 8080 and c.redis_url_explicit and c.debug and c.maintenance_mode
+    assert c.port == 8080 and "REDIS_URL" in c.given and c.debug and c.maintenance_mode
     assert c.chat_server_urls == ("https://a.example", "http://b.example")
     assert c.render_external_url == "https://mm.example.com"
     assert "mm.example.com" in c.allowed_hosts
@@ -131,6 +144,62 @@ def test_empty_chat_server_list_is_allowed():
 def test_bad_values_name_the_variable(env, names):
     with pytest.raises(ConfigError, match=names):
         config(**env)
+
+
+def test_log_level_error_lists_every_level_it_accepts():
+    with pytest.raises(ConfigError) as refused:
+        config(LOG_LEVEL="loud")
+    assert str(refused.value) == (
+        "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got 'LOUD'"
+    )
+    assert config(LOG_LEVEL="critical").log_level == "CRITICAL"
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_a_malformed_value_of_any_setting_is_refused_naming_it(setting):
+    try:
+        config(**{setting.name: "\u00b2 not:a:value"})
+    except ConfigError as error:
+        assert str(error).startswith(setting.name)
+    else:  # free text: names, keys, passwords, lists of names
+        assert setting.parse in (text, comma_list, interest_list)
+
+
+def test_an_empty_value_means_unset_except_for_lists_and_the_audience():
+    empty = {s.name: "" for s in SETTINGS}
+    c = config(**{**empty, "SECRET_KEY": "k", "RENDER_EXTERNAL_URL": "https://mm.example"})
+    assert c.demo_page is True and c.secure_cookies is True and c.port == 3000
+    assert c.chat_server_urls == () and c.popular_blocklist == ()
+    assert c.auth_jwt_audience == ""
+    assert c.given == {"SECRET_KEY", "RENDER_EXTERNAL_URL"} | {
+        s.name for s in SETTINGS if s.keeps_empty
+    }
+
+
+def test_django_settings_are_the_declared_ones_under_their_names():
+    # The settings module as loaded (the test runner adds "testserver" to ALLOWED_HOSTS).
+    for s in SETTINGS:
+        if s.django:
+            assert getattr(test_settings, s.name) == getattr(test_settings.CONFIG, s.field)
+        else:  # the launcher's alone (PORT…), or made into Django's own (DATABASES…)
+            assert not hasattr(settings, s.name), s.name
+
+
+def test_defaults_and_checks_read_only_settings_declared_before_them():
+    parsed = dataclasses.asdict(config(DEBUG="true"))
+    for index, s in enumerate(SETTINGS):
+        before = {earlier.field: parsed[earlier.field] for earlier in SETTINGS[:index]}
+        # A KeyError here names a setting that is declared after the one reading it.
+        if isinstance(s.default, Computed):
+            s.default.compute(before, BASE_DIR)
+        if s.check is not None:
+            s.check(parsed[s.field], before)
+
+
+def test_secrets_stay_out_of_the_configuration_repr():
+    c = config(SECRET_KEY="s" * 40, AUTH_JWT_SECRET="j" * 40, DJANGO_SUPERUSER_PASSWORD="pw-1")
+    assert "s" * 40 not in repr(c) and "j" * 40 not in repr(c) and "pw-1" not in repr(c)
+    assert "port=3000" in repr(c)
 
 
 def test_demo_page_is_on_unless_turned_off():

@@ -49,8 +49,9 @@ def test_postgres_without_its_driver_says_what_to_install(monkeypatch):
     with pytest.raises(
         config.ConfigError, match=r"pip install 'animochat-matchmaking\[postgres\]'"
     ):
-        config.parse_database_url("postgresql://u@h/app")
-    assert config.parse_database_url("sqlite:///db.sqlite3") == "sqlite:///db.sqlite3"
+        config.load_config({"SECRET_KEY": "k", "DATABASE_URL": "postgresql://u@h/app"})
+    sqlite = config.load_config({"SECRET_KEY": "k", "DATABASE_URL": "sqlite:///db.sqlite3"})
+    assert sqlite.database_url == "sqlite:///db.sqlite3"
 
 
 @pytest.fixture

@@ -1,22 +1,20 @@
-""".env.example lists every setting with its true default; render.yaml is a working
-Blueprint. (The Procfile's commands are run from an installed wheel in test_packaging.)"""
+""".env.example and the README's configuration table are the declarations' own words;
+render.yaml is a working Blueprint. (The Procfile's commands are run from an installed
+wheel in test_packaging.)"""
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Iterator, Mapping
 
 import pytest
 import yaml
 
-from animochat import config
+from animochat import config, config_docs
 from tests.support.servers import BASE_DIR
 
-NAME = re.compile(r"[A-Z][A-Z0-9_]{2,}")
 EXAMPLE_LINE = re.compile(r"^#? ?([A-Z][A-Z0-9_]*)=(.*)$")
-# Read by the launcher and ensure_admin rather than by the configuration.
-ADMIN_USER = {"DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD"}
+DECLARED = {s.name for s in config.SETTINGS}
 
 
 def example() -> dict[str, str]:
@@ -26,34 +24,6 @@ def example() -> dict[str, str]:
     names = [match[1] for match in found if match]
     assert len(names) == len(set(names)), "a setting is listed twice"
     return {match[1]: match[2] for match in found if match}
-
-
-def names_in_config_source() -> set[str]:
-    """Every name config.py reads: ``env.get("X", …)``, ``env["X"]``, ``"X" in env`` and
-    any call given ``env`` then a literal name (``parse_int(env, "X", …)``)."""
-    tree = ast.parse((BASE_DIR / "animochat" / "config.py").read_text())
-
-    def is_env(node: ast.AST) -> bool:
-        return isinstance(node, ast.Name) and node.id == "env"
-
-    def literal(node: ast.AST) -> str | None:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            return node.value if NAME.fullmatch(node.value) else None
-        return None
-
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        candidates: list[ast.AST] = []
-        if isinstance(node, ast.Call):
-            if isinstance(node.func, ast.Attribute) and is_env(node.func.value):
-                candidates = node.args[:1]
-            candidates += [node.args[i + 1] for i, arg in enumerate(node.args[:-1]) if is_env(arg)]
-        elif isinstance(node, ast.Subscript) and is_env(node.value):
-            candidates = [node.slice]
-        elif isinstance(node, ast.Compare) and any(is_env(c) for c in node.comparators):
-            candidates = [node.left]
-        names.update(name for name in map(literal, candidates) if name)
-    return names
 
 
 class RecordingEnv(Mapping[str, str]):
@@ -74,30 +44,41 @@ class RecordingEnv(Mapping[str, str]):
         return len(self.values)
 
 
-def names_looked_up(tmp_path) -> set[str]:
+def test_the_configuration_reads_exactly_the_declared_settings(tmp_path):
     env = RecordingEnv({"SECRET_KEY": "k"})
     config.load_config(env, base_dir=tmp_path)
-    return env.asked
+    assert env.asked == DECLARED
 
 
-def test_every_setting_the_configuration_reads_is_in_env_example(tmp_path):
-    read = names_in_config_source() | names_looked_up(tmp_path)
-    assert {"PORT", "REDIS_URL", "WEB_CONCURRENCY", "ACCESS_LOG"} <= read  # the scan works
-    missing = read - set(example())
-    assert not missing, f"add these to .env.example (and the README): {sorted(missing)}"
+def test_env_example_is_written_from_the_declarations():
+    written = (BASE_DIR / ".env.example").read_text()
+    assert written == config_docs.env_example(), "run `make settings-docs`"
+    assert set(example()) == DECLARED
 
 
-def test_env_example_and_readme_list_the_same_settings():
+def test_readme_table_is_written_from_the_declarations():
     readme = (BASE_DIR / "README.md").read_text()
+    assert config_docs.readme_with_table(readme) == readme, "run `make settings-docs`"
     table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    documented = {
-        name
-        for row in table.splitlines()
-        if row.startswith("| `")
-        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split(" | ")[0])
-    }
-    assert documented == set(example())
-    assert set(example()) - ADMIN_USER <= names_in_config_source() | ADMIN_USER
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", table, re.MULTILINE))
+    assert documented == DECLARED
+
+
+def test_settings_docs_rewrite_a_stale_readme_and_env_example(tmp_path, capsys):
+    readme = (BASE_DIR / "README.md").read_text()
+    stale = readme.replace("| `PORT` | `3000` |", "| `PORT` | `8000` |")
+    stale = stale.replace("| `SESSION_TTL_SECONDS` |", "| `SESSION_TTL` |")
+    assert stale != readme
+    (tmp_path / "README.md").write_text(stale)
+    (tmp_path / ".env.example").write_text("# PORT=8000\n")
+    config_docs.main(["--write"], base_dir=tmp_path)
+    assert (tmp_path / "README.md").read_text() == readme
+    assert (tmp_path / ".env.example").read_text() == config_docs.env_example()
+
+    config_docs.main(["--markdown"])
+    assert capsys.readouterr().out == config_docs.markdown_table()
+    config_docs.main(["--env-example"])
+    assert capsys.readouterr().out == config_docs.env_example()
 
 
 @pytest.mark.parametrize(("name", "value"), [(n, v) for n, v in example().items() if v])
@@ -135,7 +116,6 @@ def test_render_blueprint():
         assert env[secret] == {"key": secret, "sync": False}
     # Every variable is one the service reads (Render's own PYTHON_VERSION aside), and
     # every fixed value is a valid one.
-    settings = set(example())
-    assert set(env) - {"PYTHON_VERSION"} <= settings
+    assert set(env) - {"PYTHON_VERSION"} <= DECLARED
     fixed = {key: var["value"] for key, var in env.items() if "value" in var}
     config.load_config({"SECRET_KEY": "k", **fixed}, base_dir=BASE_DIR)

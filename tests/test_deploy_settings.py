@@ -139,7 +139,7 @@ def test_a_generated_key_with_a_public_url_is_warned_about(key_file, monkeypatch
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.setenv("REDIS_URL", settings.REDIS_URL)
     monkeypatch.setenv("RENDER_EXTERNAL_URL", PUBLIC)
-    env, _ = launcher.prepare_environment()
+    env, _, _ = launcher.prepare_environment()
     assert env["SECRET_KEY"] == key_file.read_text()
     [warning] = [
         e for e in log_lines(capsys.readouterr().err) if e["event"] == "secret_key_per_instance"

@@ -22,7 +22,7 @@ from tests.support.servers import BASE_DIR
 def test_embedded_redis_when_nothing_answers(monkeypatch):
     monkeypatch.setattr(launcher, "LOCAL_REDIS_URL", f"redis://127.0.0.1:{free_port()}")
     monkeypatch.delenv("REDIS_URL", raising=False)
-    env, embedded = launcher.prepare_environment()
+    env, _, embedded = launcher.prepare_environment()
     try:
         assert embedded is not None
         assert env["REDIS_URL"] == embedded.url and redis_answers(embedded.url)
@@ -35,7 +35,7 @@ def test_a_local_redis_that_answers_is_used(monkeypatch):
     answering = settings.REDIS_URL.rsplit("/", 1)[0]  # the tests' own Redis server
     monkeypatch.setattr(launcher, "LOCAL_REDIS_URL", answering)
     monkeypatch.delenv("REDIS_URL", raising=False)
-    env, embedded = launcher.prepare_environment()
+    env, _, embedded = launcher.prepare_environment()
     assert embedded is None and env["REDIS_URL"] == answering
 
 

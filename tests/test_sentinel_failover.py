@@ -196,7 +196,7 @@ async def test_clients_find_the_primary_through_sentinel(cluster, settings):
 def test_launcher_checks_the_primary_through_sentinel(cluster, monkeypatch, capsys):
     for name, value in sentinel_env(cluster).items():
         monkeypatch.setenv(name, value)
-    env, embedded = launcher.prepare_environment()
+    env, _, embedded = launcher.prepare_environment()
     assert embedded is None and env["REDIS_URL"] == "redis://127.0.0.1:9/0"
     assert '"source": "REDIS_SENTINELS"' in capsys.readouterr().err
 
