@@ -26,8 +26,8 @@ from django.conf import settings  # noqa: E402
 from django.http import StreamingHttpResponse  # noqa: E402
 from django.urls import include, path  # noqa: E402
 
-from matchmaking import notifications, services  # noqa: E402
-from matchmaking.consumers import matched_event, sse_event  # noqa: E402
+from animochat.sse import KEEPALIVE_COMMENT, encode_event  # noqa: E402
+from matchmaking import events, notifications, services  # noqa: E402
 from matchmaking.validation import normalize_interests, validate_user_id  # noqa: E402
 
 
@@ -47,17 +47,10 @@ async def matchmaking_view(request):
         queued = result.state == services.WAITING_STATE
         try:
             if result.state == services.MATCHED_STATE:
-                await services.confirm_match(result, user_id, token)
-                shared = matched_event(result)
-                await notifications.send_to_user(
-                    result.partner,
-                    notifications.MATCH_FOUND,
-                    token=result.partner_token,
-                    event={**shared, "matchedUserId": user_id},
-                )
-                yield sse_event({**shared, "matchedUserId": result.partner})
+                await services.complete_match(result, user_id, token)
+                yield encode_event(events.matched(result, result.partner))
                 return
-            yield sse_event({"state": result.state})
+            yield encode_event({"state": result.state})
             while queued:
                 try:
                     message = await asyncio.wait_for(
@@ -65,12 +58,12 @@ async def matchmaking_view(request):
                     )
                 except TimeoutError:
                     await services.renew_lease(user_id, token)
-                    yield b": keepalive\n\n"
+                    yield KEEPALIVE_COMMENT
                     continue
                 is_match = message.get("type") == notifications.MATCH_FOUND
                 if is_match and message.get("token") == token:
                     queued = False
-                    yield sse_event(message["event"])
+                    yield encode_event(message["event"])
         finally:
             if queued:
                 with contextlib.suppress(Exception):

@@ -13,6 +13,7 @@ Two kinds of series, so the numbers stay right with several Daphne processes:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -29,6 +30,7 @@ PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _redis_errors = 0
+_open_streams = 0  # GET /matchmaking requests being answered by this process
 # Redis errors per minute (since the epoch) not yet in the admin's per-minute history:
 # they happened while Redis was unreachable, so the next history write carries them.
 _unwritten_errors: Counter[int] = Counter()
@@ -39,6 +41,22 @@ def record_redis_error() -> None:
     global _redis_errors
     _redis_errors += 1
     _unwritten_errors[int(time.time() // 60)] += 1
+
+
+def open_streams() -> int:
+    """Matchmaking streams open in this process (``MAX_OPEN_STREAMS`` bounds them)."""
+    return _open_streams
+
+
+@contextlib.contextmanager
+def counted_stream():
+    """Count one open stream for as long as the block runs."""
+    global _open_streams
+    _open_streams += 1
+    try:
+        yield
+    finally:
+        _open_streams -= 1
 
 
 def take_unwritten_errors() -> dict[int, int]:

@@ -8,22 +8,22 @@ stream whichever server process holds it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from typing import Any
 
 from channels.layers import get_channel_layer
 
-from animochat.channel_layer import CONNECTION_LOST
-
 BROADCAST_GROUP = "matchmaking.streams"
 
-# Message types, dispatched by MatchmakingStreamConsumer.
+# Message types. A stream hands each to its method of the same name, dots made
+# underscores (``match.found`` -> ``match_found``), as Channels' consumers do; the
+# layer's own ``layer.connection_lost`` (animochat.channel_layer) goes the same way.
 MATCH_FOUND = "match.found"
 STREAM_REPLACED = "stream.replaced"
 STREAM_CANCELLED = "stream.cancelled"
 SERVICE_MAINTENANCE = "service.maintenance"
-# From the layer itself: this process's pub/sub connection dropped.
-LAYER_CONNECTION_LOST = CONNECTION_LOST
 
 
 def user_group(user_id: str) -> str:
@@ -48,6 +48,41 @@ async def release_channel(channel: str) -> None:
     release = getattr(get_channel_layer(), "release_channel", None)
     if release is not None:
         await release(channel)
+
+
+class Subscription:
+    """What one stream hears: a channel of its own in its user's group and the
+    broadcast group. Messages sent once it is open wait in the channel until read."""
+
+    def __init__(self) -> None:
+        self.channel = ""
+        self.groups: tuple[str, ...] = ()
+        self.next: asyncio.Future | None = None  # the pending receive(), once started
+
+    async def open(self, user_id: str) -> None:
+        layer = get_channel_layer()
+        self.channel = await layer.new_channel()
+        self.groups = (user_group(user_id), BROADCAST_GROUP)
+        for group in self.groups:
+            await layer.group_add(group, self.channel)
+
+    def receive(self) -> asyncio.Future:
+        """Start reading the next message; its future is also ``self.next``."""
+        self.next = asyncio.ensure_future(get_channel_layer().receive(self.channel))
+        return self.next
+
+    async def close(self) -> None:
+        """Leave the groups and free the channel, whatever state Redis is in."""
+        if self.next is not None:
+            self.next.cancel()
+        if not self.channel:
+            return
+        layer = get_channel_layer()
+        with contextlib.suppress(Exception):
+            for group in self.groups:
+                await layer.group_discard(group, self.channel)
+        with contextlib.suppress(Exception):
+            await release_channel(self.channel)
 
 
 def subscriber_state() -> str:

@@ -18,7 +18,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from . import notifications, store
-from .metrics import bucket_quantile
+from .metrics import bucket_quantile, open_streams
 
 
 async def user_session_and_pending(user_id: str) -> tuple[dict[str, Any] | None, bool]:
@@ -163,7 +163,7 @@ async def status_report() -> dict[str, Any]:
             "usersInQueue": overview.users_in_queue,
             "queues": overview.by_interest,
             "queueCount": overview.queue_count,
-            "openStreams": open_stream_count(),
+            "openStreams": open_streams(),
         }
         discovery = await discovery_selectors.discovery_status()
     except (RedisError, OSError):
@@ -182,13 +182,6 @@ async def status_report() -> dict[str, Any]:
         },
         **_process_report(),
     }
-
-
-def open_stream_count() -> int:
-    """Matchmaking streams open in this process."""
-    from .consumers import MatchmakingStreamConsumer
-
-    return MatchmakingStreamConsumer.open_streams
 
 
 # Reads for the admin dashboard.
@@ -259,7 +252,7 @@ async def metrics_values() -> dict[str, Any]:
         "time_to_match": time_to_match,
         "users_waiting": users_waiting,
         "active_sessions": await session_selectors.count_active_sessions(),
-        "open_streams": open_stream_count(),
+        "open_streams": open_streams(),
     }
 
 

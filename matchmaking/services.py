@@ -17,11 +17,12 @@ import redis
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from animochat.auth import NotAuthorized
+from animochat.auth import NotAuthorized, authorize_user
 from animochat.logging import log_event
 from animochat.redis_client import in_background
 
-from . import notifications, selectors, store
+from . import events, notifications, selectors, store
+from .events import MAINTENANCE_MESSAGE
 from .metrics import (
     has_unwritten_errors,
     put_back_unwritten_errors,
@@ -30,10 +31,6 @@ from .metrics import (
 )
 
 logger = logging.getLogger("matchmaking.services")
-
-MAINTENANCE_MESSAGE = "The matchmaking service is under maintenance. Please try again later."
-# What a refused request is told, as JSON or as a stream's event.
-MAINTENANCE_BODY = {"state": "MAINTENANCE", "code": "MAINTENANCE", "message": MAINTENANCE_MESSAGE}
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,7 @@ NO_CHAT_SERVER_STATE = "NO_CHAT_SERVER"
 GONE_STATE = "GONE"  # the stream no longer holds the user's place
 TAKEN_STATE = "TAKEN"  # a newer stream holds it
 UNDONE_STATE = "UNDONE"  # a matcher call undone (by its caller, or by the partner)
+PENDING_STATE = "PENDING"  # the place went to a match not yet confirmed by its arriving side
 
 # How long a partner whose place was taken by a pending match waits for the arriving
 # side's confirmation before undoing the match: well past the 2 s a call may take.
@@ -261,6 +259,47 @@ async def confirm_match(result: MatchResult, user_id: str, token: str) -> MatchR
     return replace(result, confirmed=True) if confirmed else None
 
 
+async def complete_match(result: MatchResult, user_id: str, token: str) -> MatchResult | None:
+    """Confirm the match ``user_id``'s call made, then tell the partner's stream.
+
+    The partner is told only once the match is confirmed, that is once the arriving
+    side holds the reply: never of a chat whose arriving side was not told. None if
+    the partner undid the match first (see :func:`confirm_match`).
+    """
+    confirmed = await confirm_match(result, user_id, token)
+    if confirmed is not None and confirmed.tell_partner:
+        await notifications.send_to_user(
+            confirmed.partner,
+            notifications.MATCH_FOUND,
+            token=confirmed.partner_token,
+            event=events.matched(confirmed, user_id),
+        )
+    return confirmed
+
+
+async def settle_lost_place(
+    user_id: str, token: str, pending_since: dict[str, float]
+) -> MatchResult:
+    """What became of a waiting user whose stream ``token`` no longer holds the lease.
+
+    The matcher ended any older session when the stream queued, so a session now is
+    this stream's match (MATCHED), once its arriving side has confirmed it. Until then
+    the match is PENDING: that side may never have had the reply (a timeout, a crash).
+    Past :data:`CONFIRM_GRACE_SECONDS` from when the stream first saw it (kept in
+    ``pending_since``), the match is undone and the user waits on in their original
+    place (UNDONE), unless it was confirmed meanwhile. No session: GONE.
+    """
+    session, pending = await selectors.user_session_and_pending(user_id)
+    if session is None:
+        return MatchResult(GONE_STATE)
+    if not pending:
+        return _session_result(session, user_id)
+    seen = pending_since.setdefault(session["chatId"], time.monotonic())
+    if time.monotonic() - seen < CONFIRM_GRACE_SECONDS:
+        return MatchResult(PENDING_STATE)
+    return await undo_unanswered(session["chatId"], user_id, token)
+
+
 async def undo_unanswered(chat_id: str, user_id: str, token: str) -> MatchResult:
     """Undo the call given ``chat_id`` whose reply ``user_id``'s stream never got.
 
@@ -299,7 +338,12 @@ async def _undo_until_done(chat_id: str, user_id: str, token: str) -> None:
 def _undo_result(reply: list, user_id: str) -> MatchResult:
     if reply[0] != MATCHED_STATE:
         return MatchResult(UNDONE_STATE)
-    session = json.loads(reply[1])
+    return _session_result(json.loads(reply[1]), user_id)
+
+
+def _session_result(session: dict, user_id: str) -> MatchResult:
+    """The stored session of a confirmed match, as ``user_id``'s result; the partner
+    learns of it themselves."""
     return MatchResult(
         MATCHED_STATE,
         partner=next((p for p in session["participants"] if p != user_id), ""),
@@ -400,6 +444,16 @@ async def issue_stream_ticket(user_id: str) -> str:
     ticket = secrets.token_urlsafe(32)
     await store.store_ticket(_ticket_hash(ticket), user_id, TICKET_SECONDS)
     return ticket
+
+
+async def authorize_stream(user_id: str, ticket: str, token: str) -> None:
+    """A stream's identity: its ``ticket``, when given, must be unused and ``user_id``'s
+    own; else the bearer ``token`` is checked (when auth is on)."""
+    if ticket:
+        if await redeem_stream_ticket(ticket) != user_id:
+            raise NotAuthorized(403, "FORBIDDEN", "The ticket belongs to another userId.")
+        return
+    await authorize_user(user_id, token)
 
 
 async def redeem_stream_ticket(ticket: str) -> str:

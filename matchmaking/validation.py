@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from django.conf import settings
 
 GLOBAL_CHAT = "GLOBAL_CHAT"
 MAX_USER_ID_LENGTH = 128
 MAX_INTERESTS = 10
 MAX_INTEREST_LENGTH = 64
+MAX_FALLBACK_AFTER = 600  # seconds
+MAX_STREAM_QUERY = 8 * 1024  # bytes of the stream's query string
 
 
 class InvalidInput(ValueError):
@@ -99,3 +105,54 @@ def normalize_interests(raw: object) -> list[str]:
                     "TOO_MANY_INTERESTS", f"At most {MAX_INTERESTS} interests are allowed."
                 )
     return interests or [GLOBAL_CHAT]
+
+
+def validate_fallback_after(raw: str | None) -> float | None:
+    """Seconds of ``fallbackAfter``; ``DEFAULT_FALLBACK_AFTER`` when not given."""
+    if raw is None or raw == "":
+        return settings.DEFAULT_FALLBACK_AFTER
+    value = parse_number(raw, 0, MAX_FALLBACK_AFTER, fraction=True)
+    if value is None:
+        raise InvalidInput(
+            "INVALID_FALLBACK_AFTER",
+            f"fallbackAfter must be a number of seconds from 0 to {MAX_FALLBACK_AFTER}.",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """What ``GET /matchmaking`` asks for, checked."""
+
+    user_id: str
+    interests: list[str]
+    token: str  # JWT from ?token=, for EventSource clients that cannot send headers
+    # seconds (DEFAULT_FALLBACK_AFTER when not given); None: interest matches only
+    fallback_after: float | None
+    ticket: str = ""  # one-use, from POST /matchmaking/ticket: keeps tokens out of URLs
+
+
+def parse_stream_query(raw: bytes) -> StreamRequest:
+    """The stream's query string, checked; raises :class:`InvalidInput`."""
+    if len(raw) > MAX_STREAM_QUERY:
+        raise InvalidInput("QUERY_TOO_LONG", "The query string is too long.", status=414)
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInput("INVALID_QUERY", "The query string is not valid UTF-8.") from None
+    user_ids = [value for key, value in pairs if key == "userId"]
+    if len(user_ids) > 1:
+        raise InvalidInput("DUPLICATE_USER_ID", "Give userId only once.")
+    user_id = validate_user_id(user_ids[0] if user_ids else None)
+    # The web client sends the list as `interests`; older clients as `interest`.
+    raw_interests = [value for key, value in pairs if key in ("interest", "interests")]
+    tokens = [value for key, value in pairs if key == "token"]
+    tickets = [value for key, value in pairs if key == "ticket"]
+    fallback = [value for key, value in pairs if key == "fallbackAfter"]
+    return StreamRequest(
+        user_id,
+        normalize_interests(",".join(raw_interests)),
+        (tokens or [""])[-1],
+        validate_fallback_after(fallback[-1] if fallback else None),
+        (tickets or [""])[-1],
+    )

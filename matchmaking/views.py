@@ -16,7 +16,7 @@ from animochat.http import (
 )
 from animochat.ratelimit import check_rate_limit, check_read_rate_limit
 
-from . import selectors, services
+from . import events, selectors, services
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import render as render_metrics
 from .validation import normalize_interests, parse_number, validate_user_id
@@ -65,14 +65,14 @@ async def popular_interests(request: HttpRequest) -> JsonResponse:
             "INVALID_LIMIT", f"limit must be a whole number from 1 to {POPULAR_MAX_LIMIT}."
         )
     if await selectors.is_maintenance():
-        return JsonResponse(services.MAINTENANCE_BODY, status=503)
+        return JsonResponse(events.maintenance(), status=503)
     return JsonResponse(await selectors.popular_interests(limit), safe=False)
 
 
 @allow_methods("GET")
 async def maintenance(request: HttpRequest) -> JsonResponse:
     if await selectors.is_maintenance():
-        return JsonResponse(services.MAINTENANCE_BODY, status=503)
+        return JsonResponse(events.maintenance(), status=503)
     return JsonResponse({"state": "ACTIVE", "message": ACTIVE_MESSAGE})
 
 

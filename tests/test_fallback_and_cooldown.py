@@ -201,3 +201,26 @@ async def test_default_fallback_after_lets_an_interest_user_meet_a_random_chat_u
     for event in (got_interest, got_random):
         assert event["state"] == "MATCHED" and event["fallback"] is True
         assert event["interest"] == ""
+
+
+async def test_a_fallback_match_learnt_at_a_keepalive_keeps_its_flag(daphne, aredis):
+    """A waiting stream whose notification was lost learns of its match from the stored
+    session at its next keepalive: a fallback match still says ``fallback: true``."""
+    stream = await open_stream(
+        daphne.url, params={"userId": "kw", "interests": "KEEPALIVE", "fallbackAfter": "0"}
+    )
+    assert (await stream.next_event())["state"] == "WAITING"
+    # The arriving side's call and confirmation, without the notification to "kw".
+    result = await services.enqueue_or_match("kp", ["GLOBAL_CHAT"], "t-kp")
+    assert result.state == services.MATCHED_STATE and result.fallback
+    assert await services.confirm_match(result, "kp", "t-kp") is not None
+    told = await stream.next_change(timeout=30)
+    assert told == {
+        "state": "MATCHED",
+        "matchedUserId": "kp",
+        "interest": "",
+        "chatId": result.chat_id,
+        "chatServerUrl": result.chat_server_url,
+        "fallback": True,
+    }
+    assert stream.event_ids[-1] == result.chat_id

@@ -18,8 +18,7 @@ import httpx
 import redis
 from django.conf import settings
 
-from matchmaking import notifications, services
-from matchmaking.consumers import CANCELLED_EVENT
+from matchmaking import events, notifications, services
 from tests.support.sse_client import open_stream
 
 PREFIX = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
@@ -62,7 +61,7 @@ async def test_cancel_racing_a_keepalive_is_still_a_cancel(daphne, aredis):
     assert await services.leave_queues("racer", "")
     await asyncio.sleep(settings.KEEPALIVE_SECONDS * 1.4)
     await notifications.send_to_user("racer", notifications.STREAM_CANCELLED)
-    assert await stream.events_until_closed() == [CANCELLED_EVENT]
+    assert await stream.events_until_closed() == [events.cancelled()]
 
 
 async def test_many_cancels_racing_frequent_keepalives_are_all_cancels(daphne_factory):
