@@ -23,8 +23,9 @@ Every answer is checked; anything unexpected (a 5xx, a wrong status, a timeout, 
   traffic stopped and everything time-limited lapsed (leases, popularity window,
   rematch cooldown; the servers run with short ones: see SERVER_ENV). Every session the
   soak made was ended by it, so what may remain are the service-wide counters created
-  by the first match (``metrics:*``, ``chat_servers:rr``); anything per user or per
-  session left behind is a leak (target 0).
+  by the first match (``metrics:*``, ``chat_servers:rr``) and the admin's per-minute
+  history (``history:<minute>``, one key per minute, each kept an hour); anything per
+  user or per session left behind is a leak (target 0).
 
 Run::
 
@@ -82,6 +83,9 @@ SERVER_ENV = {
 DRAIN_SECONDS = 30 + 60 + 5
 # Created by the first match and constant in size afterwards.
 SERVICE_WIDE_KEYS = {"metrics:matches", "metrics:time_to_match", "chat_servers:rr"}
+# The admin's per-minute history: one key per minute of traffic, each kept an hour, so
+# bounded whatever the number of users.
+SERVICE_WIDE_KINDS = {"history:*"}
 
 
 class Soak:
@@ -262,7 +266,8 @@ class Soak:
         async with httpx.AsyncClient() as self.http:
             await self.expect("GET", "/interests/popular", (200,))
         left = self.keys_by_kind()
-        leaks = {kind: n for kind, n in left.items() if kind not in SERVICE_WIDE_KEYS}
+        service_wide = SERVICE_WIDE_KEYS | SERVICE_WIDE_KINDS
+        leaks = {kind: n for kind, n in left.items() if kind not in service_wide}
         return {
             "minutes": minutes,
             "clients": self.clients,
