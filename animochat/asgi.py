@@ -10,7 +10,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-from animochat import auth, twisted_limits
+from animochat import access_log, auth, twisted_limits
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "animochat.settings")
 django_application = get_asgi_application()
@@ -18,6 +18,7 @@ django_application = get_asgi_application()
 auth.warn_if_open()
 # Daphne parses HTTP with Twisted: give its refusals of oversized heads clear 4xx answers.
 twisted_limits.install()
+access_log.silence_twisted_access_log()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -16,6 +16,7 @@ client-written entry) makes every way of starting Daphne behave the same.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -23,6 +24,15 @@ UNKNOWN = "unknown"  # no socket peer (a unix socket)
 IPV6_BUCKET_PREFIX = 64  # one IPv6 subscriber usually holds a whole /64
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# Parsing an address costs more than the rest of the decision, and the same few
+# addresses (one peer per proxy, returning clients) come again and again: the last
+# ones parsed are remembered. Bounded in count and in length (the longest address a
+# proxy writes, an IPv6 one with a zone, brackets and a port, is far shorter), so a
+# flood of distinct or huge values costs no memory.
+ADDRESSES_REMEMBERED = 4096
+LONGEST_ADDRESS = 128
 
 
 def parse_address(value: str) -> Address | None:
@@ -33,6 +43,11 @@ def parse_address(value: str) -> Address | None:
     its IPv4 address, so one client has one form.
     """
     value = value.strip()
+    return _parse_address(value) if len(value) <= LONGEST_ADDRESS else None
+
+
+@functools.lru_cache(maxsize=ADDRESSES_REMEMBERED)
+def _parse_address(value: str) -> Address | None:
     if value.startswith("["):
         value = value[1:].partition("]")[0]
     elif value.count(":") == 1:  # IPv4 with a port; IPv6 has at least two colons

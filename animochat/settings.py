@@ -194,9 +194,9 @@ LOGGING = {
     "formatters": {"json": {"()": "animochat.logging.JsonFormatter"}},
     "filters": {"without_traceback": {"()": "animochat.logging.WithoutTraceback"}},
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "json"},
+        "stderr": {"class": "animochat.logging.TurnStreamHandler", "formatter": "json"},
         "stderr_one_line": {
-            "class": "logging.StreamHandler",
+            "class": "animochat.logging.TurnStreamHandler",
             "formatter": "json",
             "filters": ["without_traceback"],
         },
