@@ -4,7 +4,7 @@ Two kinds of series, so the numbers stay right with several Daphne processes:
 
 * service-wide series (``animochat_matches_total``, ``animochat_time_to_match_seconds``,
   ``animochat_users_waiting``, ``animochat_active_sessions``) are read from counters the
-  matcher keeps in Redis, so every instance reports the same totals: scrape any one of
+  service keeps in Redis, so every instance reports the same totals: scrape any one of
   them, or all and aggregate with ``max`` (not ``sum``);
 * per-process series (``animochat_open_streams``, ``animochat_redis_errors_total`` and
   prometheus-client's ``process_*`` CPU and memory series) describe the process that
@@ -105,7 +105,7 @@ class _LabelledProcessCollector:
 
 _process_collector = _LabelledProcessCollector()
 
-# The matcher's bucket bounds (TIME_TO_MATCH_BUCKETS in animochat/lua/lib.lua).
+# The bounds of the time-to-match buckets (in seconds).
 TIME_TO_MATCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 

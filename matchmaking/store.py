@@ -6,6 +6,7 @@ The key layout is documented in ``animochat/lua/lib.lua`` and the README.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,7 @@ ENTER_FALLBACK = LuaScript(LUA_DIR / "enter_fallback.lua")
 CONFIRM_MATCH = LuaScript(LUA_DIR / "confirm_match.lua")
 UNDO_MATCH = LuaScript(LUA_DIR / "undo_match.lua")
 LEAVE_QUEUES = LuaScript(LUA_DIR / "leave_queues.lua")
-COUNT_INTERESTS = LuaScript(LUA_DIR / "count_interests.lua")
-RECORD_HISTORY = LuaScript(LUA_DIR / "record_history.lua")
+BOOKKEEPING = LuaScript(LUA_DIR / "bookkeeping.lua")
 STREAM_SLOT = LuaScript(LUA_DIR / "stream_slot.lua")
 SWEEP_LAPSED_WAITERS = LuaScript(LUA_DIR / "sweep_lapsed_waiters.lua")
 
@@ -111,9 +111,13 @@ async def enter_fallback(
     )
 
 
-async def confirm_match(chat_id: str) -> bool:
-    """See ``lua/confirm_match.lua``: False if the match was undone."""
-    return bool(await CONFIRM_MATCH(chat_id))
+# What confirm_match.lua answers.
+UNDONE, CONFIRMED_BEFORE, CONFIRMED_NOW = 0, 1, 2
+
+
+async def confirm_match(chat_id: str) -> int:
+    """See ``lua/confirm_match.lua``: UNDONE, CONFIRMED_BEFORE or CONFIRMED_NOW."""
+    return int(await CONFIRM_MATCH(chat_id))
 
 
 async def undo_match(chat_id: str, user_id: str, token: str, lease_ms: int) -> list:
@@ -209,10 +213,42 @@ def history_key(minute: int) -> str:
 async def record_history(minute: int, counts: dict[str, int], sample_waiting: bool) -> int:
     """Add ``counts`` (member -> increment) to ``minute`` and, if ``sample_waiting``, the
     users waiting now as a candidate maximum; returns that number (-1 if not sampled)."""
-    flat = [item for member, increment in counts.items() for item in (member, increment)]
-    expires_at = (minute + 1) * 60 + HISTORY_KEEP_SECONDS
+    return await record_bookkeeping(minute, counts, sample_waiting)
+
+
+def _pairs(counts: Mapping[str, int]) -> list[Any]:
+    return [len(counts), *(item for pair in counts.items() for item in pair)]
+
+
+async def record_bookkeeping(
+    minute: int,
+    counts: Mapping[str, int],
+    sample_waiting: bool,
+    interests: Mapping[str, int] | None = None,
+    window_s: int = 0,
+    now_s: float = 0.0,
+    matches: Mapping[str, int] | None = None,
+    time_to_match: Mapping[str, int] | None = None,
+) -> int:
+    """One call of ``lua/bookkeeping.lua``: :func:`record_history`'s ``counts`` and
+    sample; requests per interest (``interests``) in the popularity bucket of
+    ``now_s``; the match counters ``/metrics`` reads (field -> increment). Returns the
+    users waiting recorded, or -1."""
+    bucket_s = popular_bucket_seconds(window_s) if interests else 1
     return int(
-        await RECORD_HISTORY(history_key(minute), expires_at, "1" if sample_waiting else "0", *flat)
+        await BOOKKEEPING(
+            history_key(minute),
+            (minute + 1) * 60 + HISTORY_KEEP_SECONDS,
+            "1" if sample_waiting else "0",
+            *_pairs(counts),
+            popular_bucket_key(bucket_s, int(now_s // bucket_s)),
+            POPULAR_CAPACITY,
+            # Kept until the window no longer reaches it: the bucket ends within bucket_s.
+            window_s + bucket_s + 1,
+            *_pairs(interests or {}),
+            *_pairs(matches or {}),
+            *_pairs(time_to_match or {}),
+        )
     )
 
 
@@ -233,7 +269,7 @@ async def set_maintenance_flag(on: bool) -> None:
     await get_redis().set(MAINTENANCE_KEY, "1" if on else "0")
 
 
-# Popularity: requests per interest counted in time buckets (see count_interests.lua).
+# Popularity: requests per interest counted in time buckets (see bookkeeping.lua).
 # A bucket tracks at most POPULAR_CAPACITY interests, and a window is covered by at most
 # POPULAR_MAX_BUCKETS + 1 buckets, so both counting an arrival and reading the window
 # cost the same whatever the number of distinct interests ever asked for.
@@ -262,17 +298,16 @@ def popular_window_keys(window_s: int, now_s: float) -> list[str]:
 
 
 async def count_interests(interests: list[str], window_s: int, now_s: float) -> None:
-    bucket_s = popular_bucket_seconds(window_s)
-    key = popular_bucket_key(bucket_s, int(now_s // bucket_s))
-    # Kept until the window no longer reaches it: the bucket ends within bucket_s.
-    await COUNT_INTERESTS(key, POPULAR_CAPACITY, window_s + bucket_s + 1, *interests)
+    """Count one request for each of ``interests`` (see :func:`record_bookkeeping`)."""
+    minute = int(now_s // 60)
+    await record_bookkeeping(minute, {}, False, dict.fromkeys(interests, 1), window_s, now_s)
 
 
 async def popular_counts(window_s: int, now_s: float) -> tuple[dict[str, int], set[str], set[str]]:
     """Requests per interest within the window (at least; at most POPULAR_CAPACITY per
     bucket tracked), and the interests hidden and shown by the admin: one round trip."""
     keys = popular_window_keys(window_s, now_s)
-    # Counts less what a full bucket may have over-counted (count_interests.lua).
+    # Counts less what a full bucket may have over-counted (bookkeeping.lua).
     weights = {key: 1 for key in keys} | {f"{key}:over": -1 for key in keys}
     async with get_redis().pipeline(transaction=False) as pipe:
         pipe.zunion(weights, withscores=True)

@@ -96,18 +96,23 @@ async def test_hidden_interests(aredis, no_cache, settings):
     assert [row["interest"] for row in await selectors.popular_interests(8)] == ["ANIME", "SPAM"]
 
 
+def calls_of(monkeypatch, name: str) -> list[tuple]:
+    """The arguments of every call of ``store.<name>`` from now on (it still runs)."""
+    calls = []
+    function = getattr(store, name)
+
+    async def counting(*args):
+        calls.append(args)
+        return await function(*args)
+
+    monkeypatch.setattr(store, name, counting)
+    return calls
+
+
 @pytest.fixture
 def redis_reads(monkeypatch):
     """How many times popularity was read from Redis."""
-    reads = []
-    read = store.popular_counts
-
-    async def counting(*args):
-        reads.append(args)
-        return await read(*args)
-
-    monkeypatch.setattr(store, "popular_counts", counting)
-    return reads
+    return calls_of(monkeypatch, "popular_counts")
 
 
 async def test_the_cache_is_read_again_only_once_stale(aredis, monkeypatch, redis_reads):
@@ -126,3 +131,25 @@ async def test_the_cache_is_read_again_only_once_stale(aredis, monkeypatch, redi
 async def test_concurrent_readers_share_one_read(aredis, redis_reads):
     await asyncio.gather(*(selectors.popular_interests(8) for _ in range(20)))
     assert len(redis_reads) == 1
+
+
+async def test_the_arrivals_of_one_turn_are_counted_by_one_write(aredis, no_cache, monkeypatch):
+    writes = calls_of(monkeypatch, "record_bookkeeping")
+    users = [(f"t{n}", ["TURN", f"OWN{n}"]) for n in range(12)]
+    # Matcher replies read from one batch resume their callers in the same turn.
+    results = await asyncio.gather(
+        *(services.enqueue_or_match(user, interests, "t-" + user) for user, interests in users)
+    )
+    await background_done()
+    matched = [result for result in results if result.state == services.MATCHED_STATE]
+    assert len(matched) == 6  # the TURN queue paired them off
+    assert len(writes) < len(users)
+    counts = (await selectors.popularity()).counts
+    assert counts["TURN"] == 12 and all(counts[f"OWN{n}"] == 1 for n in range(12))
+    # Confirmed matches are counted for /metrics the same way: once each.
+    writes.clear()
+    await asyncio.gather(*(services.confirm_match(r, "x", "t-x") for r in matched))
+    await background_done()
+    assert len(writes) == 1
+    assert sum(map(int, (await aredis.hgetall("metrics:matches")).values())) == 6
+    assert (await aredis.hgetall("metrics:matches")) == {"1:0": "6"}

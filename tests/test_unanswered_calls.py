@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from animochat.embedded_redis import EmbeddedRedis
-from animochat.redis_client import LuaScript
+from animochat.redis_client import LuaScript, background_done
 from matchmaking import services, store
 from tests.support.redis_proxy import (
     CUT_REPLY,
@@ -217,10 +217,10 @@ async def test_a_match_never_confirmed_is_undone_by_the_waiting_partner(world):
 
 
 def snapshot(client: redis.Redis) -> dict[str, object]:
-    """Every key but bookkeeping (the undo's, popularity, the server turn), by value."""
+    """Every key but bookkeeping (the undo's, popularity, history, the server turn), by value."""
     state = {}
     for key in client.keys("*"):
-        if key.startswith((b"undone:", b"attempt:", b"popular", b"chat_servers:rr")):
+        if key.startswith((b"undone:", b"attempt:", b"popular", b"history:", b"chat_servers:rr")):
             continue
         kind = client.type(key)
         if kind == b"zset":
@@ -285,6 +285,7 @@ async def test_a_confirmed_match_stands_and_is_counted_once(aredis, clean_redis,
     confirmed = await services.confirm_match(result, "ann", "t-ann")
     assert confirmed is not None and confirmed.confirmed
     assert await services.confirm_match(result, "ann", "t-ann") is not None  # again: fine
+    await background_done()  # the counters are written after the confirmation
     assert sum(map(int, clean_redis.hgetall("metrics:matches").values())) == 1
     for user, token in (("ann", "t-ann"), ("bob", "t-bob")):
         settled = await services.undo_unanswered(result.chat_id, user, token)

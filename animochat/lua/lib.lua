@@ -19,8 +19,9 @@
 --                         a pending match's JSON (see create_match) until confirmed
 --   undone:<id>           STRING the call given chat id <id> was undone (undo_match.lua):
 --                         should it run after all, it does nothing
---   metrics:matches       HASH  '<shared interests>:<fallback 0|1>' -> matches
+--   metrics:matches       HASH  '<shared interests>:<fallback 0|1>' -> confirmed matches
 --   metrics:time_to_match HASH  'le:<seconds>' waits in (previous bound, bound], 'sum_ms'
+--                               (both written by matchmaking's bookkeeping.lua)
 
 local function now_us()
   local t = redis.call('TIME')
@@ -130,22 +131,6 @@ local function chat_servers(fallback)
   return servers
 end
 
-local TIME_TO_MATCH_BUCKETS = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
-
--- One bucket per confirmed match (cumulative counts are summed when /metrics is read).
-local function record_match_metrics(shared_count, fallback, waited_ms)
-  redis.call('HINCRBY', 'metrics:matches', shared_count .. ':' .. (fallback and '1' or '0'), 1)
-  local bucket = '+Inf'
-  for _, bound in ipairs(TIME_TO_MATCH_BUCKETS) do
-    if waited_ms <= bound * 1000 then
-      bucket = bound
-      break
-    end
-  end
-  redis.call('HINCRBY', 'metrics:time_to_match', 'le:' .. bucket, 1)
-  redis.call('HINCRBY', 'metrics:time_to_match', 'sum_ms', waited_ms)
-end
-
 -- Pairs user with the waiting partner: both leave every queue, the session is stored
 -- for both, and they are kept apart for cooldown_ms. The match stays pending until the
 -- caller, holding the reply, confirms it (confirm_match.lua); until then the partner
@@ -165,9 +150,6 @@ local function create_match(user, partner, partner_since, shared, fallback, chat
     since = string.format('%.0f', partner_since),
     interests = redis.call('SMEMBERS', 'user_interests:' .. partner),
     fallback = redis.call('ZSCORE', 'queue:fallback', partner) or '',
-    shared = #shared,
-    isFallback = fallback,
-    waitedMs = waited_ms,
   }), 'EX', session_ttl)
   leave_queues(partner)
   leave_queues(user)

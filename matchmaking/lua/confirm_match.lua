@@ -3,8 +3,9 @@
 --
 -- KEYS: none (see lib.lua).
 -- ARGV[1] chat id
--- Returns 1 when the match stands (confirmed now or before), 0 if it was undone: the
--- partner, tired of waiting for the confirmation, gave their place back (undo_match.lua).
+-- Returns 2 when the match is confirmed by this call, 1 when it was before (the caller
+-- counts it for /metrics only on 2), 0 if it was undone: the partner, tired of waiting
+-- for the confirmation, gave their place back (undo_match.lua).
 
 local chat_id = ARGV[1]
 if undone(chat_id) then
@@ -12,8 +13,7 @@ if undone(chat_id) then
 end
 local raw = redis.call('GET', 'attempt:' .. chat_id)
 if raw and raw ~= 'W' then
-  local pending = cjson.decode(raw)
-  record_match_metrics(pending.shared, pending.isFallback, pending.waitedMs)
   redis.call('DEL', 'attempt:' .. chat_id)
+  return 2
 end
 return 1

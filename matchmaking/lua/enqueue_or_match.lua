@@ -1,7 +1,8 @@
 -- enqueue_or_match: the whole matchmaking decision for one arriving user, atomically.
 --
 -- KEYS: none (see lib.lua for every key touched). Also reads service:maintenance.
--- Popularity is counted by the caller after this call (count_interests.lua).
+-- Popularity is counted by the caller after this call, the match counters once the
+-- match is confirmed (bookkeeping.lua).
 -- ARGV[1]  user id
 -- ARGV[2]  stream token that will own the user's lease while they wait
 -- ARGV[3]  lease length (ms)
