@@ -1,22 +1,26 @@
 """Per-client request limits kept in Redis, so they hold across server processes.
 
-A fixed one-minute window per client address and endpoint group: one INCR and one
-EXPIRE in a single round trip. ``RATE_LIMIT_PER_MINUTE=0`` turns limiting off; the read
-endpoints have their own group and limit (``READ_RATE_LIMIT_PER_MINUTE``). Clients
-are counted by :func:`~animochat.clientaddr.client_bucket` (an IPv6 client per /64).
+A fixed one-minute window per client address and endpoint group: one script call
+(``lua/rate_limit.lua``) in the command batch of its event-loop turn, where a
+``MULTI``/``EXEC`` pipeline of its own cost the request several times the client's
+CPU. ``RATE_LIMIT_PER_MINUTE=0`` turns limiting off; the read endpoints have their own
+group and limit (``READ_RATE_LIMIT_PER_MINUTE``). Clients are counted by
+:func:`~animochat.clientaddr.client_bucket` (an IPv6 client per /64).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from django.conf import settings
 from redis.exceptions import RedisError
 
 from animochat.clientaddr import client_bucket
-from animochat.redis_client import get_redis
+from animochat.redis_client import LuaScript
 
 WINDOW_SECONDS = 60
+RATE_LIMIT = LuaScript(Path(__file__).resolve().parent / "lua" / "rate_limit.lua")
 
 
 class RateLimited(Exception):
@@ -38,10 +42,7 @@ async def check_rate_limit(group: str, client: str, limit: int | None = None) ->
     now = time.time()
     window = int(now // WINDOW_SECONDS)
     key = f"ratelimit:{group}:{client_bucket(client)}:{window}"
-    async with get_redis().pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, WINDOW_SECONDS + 1)
-        count, _ = await pipe.execute()
+    count = int(await RATE_LIMIT(key, WINDOW_SECONDS + 1))
     if count > limit:
         raise RateLimited(max(1, int((window + 1) * WINDOW_SECONDS - now) + 1))
 

@@ -1,0 +1,15 @@
+-- rate_limit: counts one request of a client in the current window of its limit.
+--
+-- One script call rather than a MULTI/EXEC of INCR and EXPIRE: it rides in the command
+-- batch of its event-loop turn (see animochat/redis_client.py) and the counter never
+-- exists without its expiry.
+-- KEYS: none. Writes ratelimit:<group>:<client>:<window> (STRING, the counter).
+-- ARGV[1] the window's key
+-- ARGV[2] its lifetime (s), from the first request counted in it
+-- Returns the requests counted in the window, this one included.
+
+local count = redis.call('INCR', ARGV[1])
+if count == 1 then
+  redis.call('EXPIRE', ARGV[1], ARGV[2])
+end
+return count
