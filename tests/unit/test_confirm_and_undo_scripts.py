@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from matchmaking import store
+from animochat.redis_client import background_done
+from matchmaking import services, store
 from tests.unit.matching import LEASE_MS, join, session, snapshot, waiting
 
 
@@ -18,21 +19,30 @@ async def test_a_match_is_counted_when_confirmed_and_only_once(clean_redis, cloc
     clock.advance(0.3)
     result = await join("b", "X", "Y", chat_id="c1")
     assert clean_redis.exists("attempt:c1")  # pending
+    assert await store.confirm_match("c1") == store.CONFIRMED_NOW
+    assert await store.confirm_match("c1") == store.CONFIRMED_BEFORE
+    assert not clean_redis.exists("attempt:c1")
+    assert session(clean_redis, result.chat_id)["participants"] == ["a", "b"]
+    # The counters are the services' bookkeeping, written after the confirmation: only
+    # the call that confirmed the match counts it.
     assert not clean_redis.exists("metrics:matches", "metrics:time_to_match")
-    assert await store.confirm_match("c1")
-    assert await store.confirm_match("c1")
+    await join("c", "X", "Y")
+    clock.advance(0.3)
+    result = await join("d", "X", "Y", chat_id="c2")
+    for _ in range(2):
+        assert (await services.confirm_match(result, "d", "t-d")).confirmed
+    await background_done()
     matches, time_to_match, _ = await store.match_metrics()
     assert matches == {"2:0": "1"}
     assert time_to_match == {"le:0.5": "1", "sum_ms": "300"}
-    assert not clean_redis.exists("attempt:c1")
-    assert session(clean_redis, result.chat_id)["participants"] == ["a", "b"]
 
 
 async def test_a_long_wait_is_counted_past_the_last_bucket(clock):
     await join("a", lease_ms=700_000)
     clock.advance(601)
-    await join("b", chat_id="c1")
-    await store.confirm_match("c1")
+    result = await join("b", chat_id="c1")
+    await services.confirm_match(result, "b", "t-b")
+    await background_done()
     matches, time_to_match, _ = await store.match_metrics()
     assert matches == {"1:0": "1"}
     assert time_to_match == {"le:+Inf": "1", "sum_ms": "601000"}
