@@ -20,6 +20,7 @@ import jwt
 from django.conf import settings
 from jwt import PyJWK, PyJWKClient
 
+from animochat.errors import ApiError
 from animochat.logging import log_event
 
 logger = logging.getLogger("animochat.auth")
@@ -40,14 +41,14 @@ AUTH_OFF_WARNING = (
 )
 
 
-class NotAuthorized(Exception):
-    """401 (no valid token or ticket), 403 (another user's), 503 (keys unreachable)."""
+class NotAuthorized(ApiError):
+    """401 (no valid token or ticket), 403 (another user's), 503 (keys unreachable).
+
+    A 401 names the scheme that would be accepted (``WWW-Authenticate: Bearer``)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+        challenge = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        super().__init__(status, code, message, challenge)
 
 
 def auth_enabled() -> bool:

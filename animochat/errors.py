@@ -1,9 +1,15 @@
-"""Every error code the service answers with, and what each means.
+"""Every error code the service answers with, what each means, and the one exception
+hierarchy that carries them.
 
 An error answer, JSON or a stream's ``ERROR``/``MAINTENANCE`` event, carries one of
 these as ``code`` beside a human ``message``: clients switch on the code, never on the
 wording. The README's error table and ``/openapi.json`` are checked against this list
 (``tests/test_error_codes.py``), so a code cannot be added without being documented.
+
+Code anywhere below a view or the stream raises an :class:`ApiError` (or a subclass)
+and never builds a response itself: the JSON endpoints render it in
+:func:`animochat.http.error_response` (through ``ApiErrorMiddleware``), the stream as
+its ``ERROR`` event.
 """
 
 from __future__ import annotations
@@ -59,3 +65,26 @@ ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     "QUEUE_PLACE_LOST": ((200,), "The place in the queue lapsed; reconnect to wait again."),
     "WAIT_TIMEOUT": ((200,), "Nobody found in `MAX_WAIT_SECONDS`; the place was given back."),
 }
+
+
+class ApiError(Exception):
+    """A failure the client is told about: an HTTP ``status``, a stable ``code`` (one of
+    :data:`ERROR_CODES`), a ``message`` for people and response ``headers`` (such as
+    ``Retry-After``)."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class InvalidInput(ApiError, ValueError):
+    """Client input that breaks a documented limit or is malformed: 400 unless the
+    limit has a status of its own (413 for a body, 414 for a URL)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(status, code, message)

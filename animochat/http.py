@@ -12,6 +12,7 @@ from django.http import JsonResponse
 
 from animochat.auth import bearer_token
 from animochat.clientaddr import UNKNOWN
+from animochat.errors import ApiError, InvalidInput
 
 CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
 CORS_ALLOW_HEADERS = "Content-Type, Authorization, Last-Event-ID, Cache-Control"
@@ -51,6 +52,14 @@ def json_error(status: int, code: str, message: str, **extra: Any) -> JsonRespon
     return JsonResponse({"code": code, "message": message, **extra}, status=status)
 
 
+def error_response(error: ApiError) -> JsonResponse:
+    """The JSON answer to an :class:`~animochat.errors.ApiError`, with its headers."""
+    response = json_error(error.status, error.code, error.message)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
 def allow_methods(*methods: str):
     """Mark an async view as a JSON API endpoint answering only ``methods``.
 
@@ -63,17 +72,19 @@ def allow_methods(*methods: str):
         @functools.wraps(view)
         async def wrapper(request, *args, **kwargs):
             if request.method not in methods:
-                response = json_error(
-                    405,
-                    "METHOD_NOT_ALLOWED",
-                    f"Method {request.method} is not allowed here; use {', '.join(methods)}.",
+                allowed = ", ".join(methods)
+                return error_response(
+                    ApiError(
+                        405,
+                        "METHOD_NOT_ALLOWED",
+                        f"Method {request.method} is not allowed here; use {allowed}.",
+                        {"Allow": allowed},
+                    )
                 )
-                response["Allow"] = ", ".join(methods)
-                return response
             for name, values in request.GET.lists():
                 if len(values) > 1:
-                    return json_error(
-                        400, "DUPLICATE_PARAMETER", f"Give the {name} parameter only once."
+                    return error_response(
+                        InvalidInput("DUPLICATE_PARAMETER", f"Give the {name} parameter only once.")
                     )
             return await view(request, *args, **kwargs)
 
@@ -82,16 +93,6 @@ def allow_methods(*methods: str):
         return wrapper
 
     return decorator
-
-
-class BadRequest(Exception):
-    """A request the client must fix; becomes ``{"code", "message"}`` with ``status``."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 def client_address(request) -> str:
@@ -124,7 +125,7 @@ def request_fields(request) -> dict[str, Any]:
     try:
         body = request.body
     except RequestDataTooBig:
-        raise BadRequest("BODY_TOO_LARGE", "The request body is too large.", 413) from None
+        raise InvalidInput("BODY_TOO_LARGE", "The request body is too large.", 413) from None
     if not body:
         return fields
     content_type = request.content_type or ""
@@ -136,26 +137,26 @@ def request_fields(request) -> dict[str, Any]:
         data = {}
         for key, values in request.POST.lists():
             if len(values) > 1:
-                raise BadRequest("DUPLICATE_FIELD", f"Give the {key} field only once.")
+                raise InvalidInput("DUPLICATE_FIELD", f"Give the {key} field only once.")
             data[key] = values[0]
     else:
         try:
             data = json.loads(body, object_pairs_hook=_object_without_repeated_keys)
         except RepeatedKey as error:
-            raise BadRequest("DUPLICATE_FIELD", f"Give the {error} field only once.") from None
+            raise InvalidInput("DUPLICATE_FIELD", f"Give the {error} field only once.") from None
         except (ValueError, UnicodeDecodeError):
-            raise BadRequest("INVALID_JSON", "The request body is not valid JSON.") from None
+            raise InvalidInput("INVALID_JSON", "The request body is not valid JSON.") from None
         except RecursionError:  # nested deeper than the parser's stack ("[[[[…")
-            raise BadRequest("INVALID_JSON", "The JSON body is nested too deeply.") from None
+            raise InvalidInput("INVALID_JSON", "The JSON body is nested too deeply.") from None
         if not isinstance(data, dict):
-            raise BadRequest(
+            raise InvalidInput(
                 "INVALID_BODY", 'The JSON body must be an object, e.g. {"userId": "…"}.'
             )
     # The web client repeats userId in the query string: the same value twice is fine,
     # two different ones are ambiguous.
     for key, value in data.items():
         if key in fields and fields[key] != value:
-            raise BadRequest(
+            raise InvalidInput(
                 "CONFLICTING_FIELD", f"{key} differs between the query string and the body."
             )
     fields.update(data)

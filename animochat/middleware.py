@@ -10,12 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 from redis.exceptions import RedisError
 
-from animochat.auth import NotAuthorized
-from animochat.http import BadRequest, cors_headers, json_error, preflight_headers
+from animochat.errors import ApiError
+from animochat.http import cors_headers, error_response, preflight_headers
 from animochat.logging import log_event
-from animochat.ratelimit import RateLimited
 from matchmaking.metrics import record_redis_error
-from matchmaking.validation import InvalidInput
 
 logger = logging.getLogger("animochat.http")
 
@@ -75,21 +73,14 @@ class ApiErrorMiddleware(MiddlewareMixin):
     """
 
     def process_exception(self, request: HttpRequest, exception: Exception):
-        if isinstance(exception, BadRequest | InvalidInput):
-            return json_error(exception.status, exception.code, exception.message)
-        if isinstance(exception, NotAuthorized):
-            response = json_error(exception.status, exception.code, exception.message)
-            if exception.status == 401:
-                response["WWW-Authenticate"] = "Bearer"
-            return response
-        if isinstance(exception, RateLimited):
-            response = json_error(429, "RATE_LIMITED", exception.message)
-            response["Retry-After"] = str(exception.retry_after)
-            return response
+        if isinstance(exception, ApiError):
+            return error_response(exception)
         if isinstance(exception, RedisError | ConnectionError | TimeoutError):
             log_event(logger, "redis_unavailable", logging.WARNING, path=request.path)
             record_redis_error()
-            response = json_error(503, "SERVICE_UNAVAILABLE", SERVICE_UNAVAILABLE_MESSAGE)
+            response = error_response(
+                ApiError(503, "SERVICE_UNAVAILABLE", SERVICE_UNAVAILABLE_MESSAGE)
+            )
             # Logged just above: Django's "Service Unavailable" line would say it twice.
             response._has_been_logged = True
             return response

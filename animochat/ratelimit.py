@@ -17,19 +17,24 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from animochat.clientaddr import client_bucket
+from animochat.errors import ApiError
 from animochat.redis_client import LuaScript
 
 WINDOW_SECONDS = 60
 RATE_LIMIT = LuaScript(Path(__file__).resolve().parent / "lua" / "rate_limit.lua")
 
 
-class RateLimited(Exception):
+class RateLimited(ApiError):
     """The client spent its allowance; retry after ``retry_after`` seconds."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many requests; retry in {retry_after} s.")
+        super().__init__(
+            429,
+            "RATE_LIMITED",
+            f"Too many requests; retry in {retry_after} s.",
+            {"Retry-After": str(retry_after)},
+        )
         self.retry_after = retry_after
-        self.message = str(self)
 
 
 async def check_rate_limit(group: str, client: str, limit: int | None = None) -> None:

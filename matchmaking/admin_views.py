@@ -32,6 +32,7 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from animochat.errors import InvalidInput
 from animochat.logging import log_event
 from animochat.redis_client import close_redis
 from discovery import selectors as discovery_selectors
@@ -42,7 +43,7 @@ from . import selectors, services
 from .charts import Chart, Series, format_value, minute_label
 from .charts import build as build_chart
 from .models import MANAGE_PERMISSION
-from .validation import MAX_INTEREST_LENGTH, InvalidInput, normalize_interests, parse_number
+from .validation import MAX_INTEREST_LENGTH, normalize_interests, parse_number
 
 logger = logging.getLogger("matchmaking.admin")
 

@@ -28,13 +28,14 @@ from redis.exceptions import RedisError
 
 from animochat.auth import NotAuthorized, bearer_token
 from animochat.clientaddr import client_bucket, scope_client
+from animochat.errors import InvalidInput
 from animochat.logging import log_event
 from animochat.ratelimit import RateLimited, check_rate_limit
 from animochat.sse import KEEPALIVE_COMMENT, EventStream, StreamClosed, read_body, request_headers
 from sessions_app import selectors as session_selectors
 
 from . import events, metrics, notifications, services, stream_ids
-from .validation import InvalidInput, StreamRequest, parse_stream_query
+from .validation import StreamRequest, parse_stream_query
 
 logger = logging.getLogger("matchmaking.stream")
 

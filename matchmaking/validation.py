@@ -8,22 +8,14 @@ from urllib.parse import parse_qsl
 
 from django.conf import settings
 
+from animochat.errors import InvalidInput
+
 GLOBAL_CHAT = "GLOBAL_CHAT"
 MAX_USER_ID_LENGTH = 128
 MAX_INTERESTS = 10
 MAX_INTEREST_LENGTH = 64
 MAX_FALLBACK_AFTER = 600  # seconds
 MAX_STREAM_QUERY = 8 * 1024  # bytes of the stream's query string
-
-
-class InvalidInput(ValueError):
-    """Client input that breaks a documented limit; answered with HTTP 400."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 # ASCII digits only: str.isdigit(), int() and float() also take other scripts' digits,

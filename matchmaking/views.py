@@ -6,8 +6,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 from animochat.auth import NotAuthorized, auth_enabled, authorize_user, verified_subject
+from animochat.errors import InvalidInput
 from animochat.http import (
-    BadRequest,
     allow_methods,
     client_address,
     json_message,
@@ -61,7 +61,7 @@ async def popular_interests(request: HttpRequest) -> JsonResponse:
     raw = request.GET.get("limit", "")
     limit = parse_number(raw, 1, POPULAR_MAX_LIMIT) if raw else POPULAR_DEFAULT_LIMIT
     if limit is None:
-        raise BadRequest(
+        raise InvalidInput(
             "INVALID_LIMIT", f"limit must be a whole number from 1 to {POPULAR_MAX_LIMIT}."
         )
     if await selectors.is_maintenance():

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 
 from animochat.auth import authorize_user
+from animochat.errors import InvalidInput
 from animochat.http import (
     allow_methods,
     client_address,
@@ -15,7 +16,7 @@ from animochat.http import (
     request_token,
 )
 from animochat.ratelimit import check_rate_limit, check_read_rate_limit
-from matchmaking.validation import InvalidInput, validate_user_id
+from matchmaking.validation import validate_user_id
 
 from . import selectors, services
 
@@ -41,11 +42,13 @@ async def session_detail(request: HttpRequest, user_id: str) -> JsonResponse:
 @allow_methods("POST")
 async def session_disconnect(request: HttpRequest) -> JsonResponse:
     await check_rate_limit("post", client_address(request))
+    fields = request_fields(request)
     try:
-        user_id = validate_user_id(request_fields(request).get("userId"))
+        user_id = validate_user_id(fields.get("userId"))
     except InvalidInput as error:
-        message = USER_ID_REQUIRED if error.code == "MISSING_USER_ID" else error.message
-        return json_error(400, error.code, message)
+        if error.code == "MISSING_USER_ID":  # say where this endpoint takes it from
+            raise InvalidInput(error.code, USER_ID_REQUIRED) from None
+        raise
     await authorize_user(user_id, request_token(request))
     if await services.end_user_session(user_id) is None:
         return json_error(404, "NO_ACTIVE_SESSION", "No active session found to disconnect.")

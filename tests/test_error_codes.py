@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import requests
@@ -9,8 +10,12 @@ from django.core.exceptions import PermissionDenied
 from django.test import RequestFactory
 
 from animochat import urls, views
-from animochat.errors import ERROR_CODES
+from animochat.auth import NotAuthorized
+from animochat.errors import ERROR_CODES, ApiError, InvalidInput
+from animochat.http import request_fields
+from animochat.middleware import ApiErrorMiddleware
 from animochat.openapi import openapi_document
+from animochat.ratelimit import RateLimited
 from tests.support.servers import BASE_DIR
 
 
@@ -33,6 +38,34 @@ def test_openapi_error_bodies_and_events_name_the_codes():
     assert schemas["Error"]["required"] == ["code", "message"]
     for schema in (schemas["Error"], schemas["StreamEvent"]):
         assert schema["properties"]["code"]["enum"] == sorted(ERROR_CODES)
+
+
+def test_every_api_error_is_answered_by_the_middleware_with_its_status_and_headers():
+    request = RequestFactory().get("/anything")
+    errors = [
+        (InvalidInput("INVALID_LIMIT", "Bad limit."), 400, {}),
+        (InvalidInput("QUERY_TOO_LONG", "Too long.", 414), 414, {}),
+        (NotAuthorized(401, "UNAUTHORIZED", "No token."), 401, {"WWW-Authenticate": "Bearer"}),
+        (NotAuthorized(403, "FORBIDDEN", "Not yours."), 403, {}),
+        (RateLimited(7), 429, {"Retry-After": "7"}),
+    ]
+    for error, status, headers in errors:
+        assert isinstance(error, ApiError) and error.code in ERROR_CODES
+        response = ApiErrorMiddleware(lambda request: None).process_exception(request, error)
+        assert response.status_code == status
+        assert json.loads(response.content) == {"code": error.code, "message": error.message}
+        for name, value in headers.items():
+            assert response[name] == value
+
+
+def test_a_malformed_body_is_invalid_input():
+    request = RequestFactory().post("/x", data=b"[1]", content_type="application/json")
+    try:
+        request_fields(request)
+    except InvalidInput as error:
+        assert (error.status, error.code) == (400, "INVALID_BODY")
+    else:
+        raise AssertionError("a JSON array body was accepted")
 
 
 def test_django_handlers_answer_with_codes():

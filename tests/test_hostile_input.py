@@ -20,8 +20,8 @@ from django.test import RequestFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from animochat.errors import ERROR_CODES
-from animochat.http import BadRequest, request_fields
+from animochat.errors import ERROR_CODES, InvalidInput
+from animochat.http import request_fields
 from animochat.openapi import openapi_document
 from matchmaking.consumers import MatchmakingStreamConsumer
 from matchmaking.validation import (
@@ -29,7 +29,6 @@ from matchmaking.validation import (
     MAX_INTEREST_LENGTH,
     MAX_INTERESTS,
     MAX_USER_ID_LENGTH,
-    InvalidInput,
     normalize_interests,
     parse_number,
     validate_user_id,
@@ -163,7 +162,7 @@ def test_request_fields_returns_fields_or_a_client_error(body, content_type, que
         request.GET.appendlist(key, value)
     try:
         fields = request_fields(request)
-    except BadRequest as error:
+    except InvalidInput as error:
         assert 400 <= error.status < 500 and error.message
         return
     assert isinstance(fields, dict)
