@@ -11,7 +11,8 @@ from typing import Any
 from django.conf import settings
 
 from animochat.errors import ERROR_CODES
-from matchmaking.validation import MAX_INTEREST_LENGTH, MAX_INTERESTS, MAX_USER_ID_LENGTH
+from animochat.validation import MAX_USER_ID_LENGTH
+from matchmaking.validation import MAX_INTEREST_LENGTH, MAX_INTERESTS
 
 
 def _message(description: str) -> dict[str, Any]:

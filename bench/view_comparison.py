@@ -27,8 +27,9 @@ from django.http import StreamingHttpResponse  # noqa: E402
 from django.urls import include, path  # noqa: E402
 
 from animochat.sse import KEEPALIVE_COMMENT, encode_event  # noqa: E402
+from animochat.validation import validate_user_id  # noqa: E402
 from matchmaking import events, notifications, services  # noqa: E402
-from matchmaking.validation import normalize_interests, validate_user_id  # noqa: E402
+from matchmaking.validation import normalize_interests  # noqa: E402
 
 
 async def matchmaking_view(request):

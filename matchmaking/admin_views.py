@@ -35,6 +35,7 @@ from django.views.decorators.http import require_POST
 from animochat.errors import InvalidInput
 from animochat.logging import log_event
 from animochat.redis_client import close_redis
+from animochat.validation import parse_number
 from discovery import selectors as discovery_selectors
 from sessions_app import selectors as session_selectors
 from sessions_app import services as session_services
@@ -43,7 +44,7 @@ from . import selectors, services
 from .charts import Chart, Series, format_value, minute_label
 from .charts import build as build_chart
 from .models import MANAGE_PERMISSION
-from .validation import MAX_INTEREST_LENGTH, normalize_interests, parse_number
+from .validation import MAX_INTEREST_LENGTH, normalize_interests
 
 logger = logging.getLogger("matchmaking.admin")
 

@@ -1,59 +1,22 @@
-"""Input limits and interest normalization: the one place every caller goes through."""
+"""Matchmaking's input checks, the one place every caller goes through: interests,
+``fallbackAfter`` and the stream's query string (the checks every app shares, user ids
+and numbers, are in ``animochat/validation.py``)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from django.conf import settings
 
 from animochat.errors import InvalidInput
+from animochat.validation import parse_number, validate_user_id
 
 GLOBAL_CHAT = "GLOBAL_CHAT"
-MAX_USER_ID_LENGTH = 128
 MAX_INTERESTS = 10
 MAX_INTEREST_LENGTH = 64
 MAX_FALLBACK_AFTER = 600  # seconds
 MAX_STREAM_QUERY = 8 * 1024  # bytes of the stream's query string
-
-
-# ASCII digits only: str.isdigit(), int() and float() also take other scripts' digits,
-# superscripts ("²" passes isdigit() yet int() refuses it), "1_000", " 5 ", "1e3" and
-# "inf", and int() refuses more than 4,300 digits. Bounded lengths keep parsing cheap.
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
-_DECIMAL_NUMBER = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")
-
-
-def parse_number(
-    raw: object, lo: float, hi: float, *, fraction: bool = False
-) -> int | float | None:
-    """The value of ``raw`` if it is written in ASCII digits (with a decimal part when
-    ``fraction``) and lies within ``[lo, hi]``, else None. Every numeric request
-    parameter goes through here, so each caller only chooses how to refuse."""
-    pattern = _DECIMAL_NUMBER if fraction else _WHOLE_NUMBER
-    if not isinstance(raw, str) or not pattern.fullmatch(raw):
-        return None
-    value = float(raw) if fraction else int(raw)
-    return value if lo <= value <= hi else None
-
-
-def validate_user_id(raw: object) -> str:
-    """Return ``raw`` if it is a usable user id, else raise :class:`InvalidInput`."""
-    if raw is None or raw == "":
-        raise InvalidInput("MISSING_USER_ID", "User ID is required (userId).")
-    if not isinstance(raw, str):
-        raise InvalidInput("INVALID_USER_ID", "userId must be a string.")
-    if len(raw) > MAX_USER_ID_LENGTH:
-        raise InvalidInput(
-            "INVALID_USER_ID", f"userId must be at most {MAX_USER_ID_LENGTH} characters."
-        )
-    if not raw.isprintable() or not raw.strip():
-        raise InvalidInput(
-            "INVALID_USER_ID",
-            "userId must consist of printable characters (no control characters).",
-        )
-    return raw
 
 
 def normalize_interests(raw: object) -> list[str]:

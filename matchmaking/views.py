@@ -15,11 +15,12 @@ from animochat.http import (
     request_token,
 )
 from animochat.ratelimit import check_rate_limit, check_read_rate_limit
+from animochat.validation import parse_number, validate_user_id
 
 from . import events, selectors, services
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import render as render_metrics
-from .validation import normalize_interests, parse_number, validate_user_id
+from .validation import normalize_interests
 
 ACTIVE_MESSAGE = "The matchmaking service is operational."
 POPULAR_DEFAULT_LIMIT = 8

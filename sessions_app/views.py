@@ -16,7 +16,7 @@ from animochat.http import (
     request_token,
 )
 from animochat.ratelimit import check_rate_limit, check_read_rate_limit
-from matchmaking.validation import validate_user_id
+from animochat.validation import validate_user_id
 
 from . import selectors, services
 

@@ -23,15 +23,13 @@ from hypothesis import strategies as st
 from animochat.errors import ERROR_CODES, InvalidInput
 from animochat.http import request_fields
 from animochat.openapi import openapi_document
+from animochat.validation import MAX_USER_ID_LENGTH, parse_number, validate_user_id
 from matchmaking.consumers import MatchmakingStreamConsumer
 from matchmaking.validation import (
     GLOBAL_CHAT,
     MAX_INTEREST_LENGTH,
     MAX_INTERESTS,
-    MAX_USER_ID_LENGTH,
     normalize_interests,
-    parse_number,
-    validate_user_id,
 )
 from tests.support.hostile import NUMBER_LIKE
 
