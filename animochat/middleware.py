@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from animochat.errors import ApiError
 from animochat.http import cors_headers, error_response, preflight_headers
 from animochat.logging import log_event
-from matchmaking.metrics import record_redis_error
+from animochat.redis_errors import record_redis_error
 
 logger = logging.getLogger("animochat.http")
 

@@ -31,6 +31,7 @@ from animochat.clientaddr import client_bucket, scope_client
 from animochat.errors import InvalidInput
 from animochat.logging import log_event
 from animochat.ratelimit import RateLimited, check_rate_limit
+from animochat.redis_errors import record_redis_error
 from animochat.sse import KEEPALIVE_COMMENT, EventStream, StreamClosed, read_body, request_headers
 from sessions_app import selectors as session_selectors
 
@@ -164,7 +165,7 @@ class MatchmakingStreamConsumer:
                 queued = False
         except (RedisError, OSError):
             log_event(logger, "redis_unavailable", logging.WARNING, user=user_id)
-            metrics.record_redis_error()
+            record_redis_error()
             with contextlib.suppress(StreamClosed):
                 await self.stream.reply(503, events.service_unavailable())
         except asyncio.CancelledError:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import time
-from collections import Counter
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -26,21 +24,12 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from animochat.redis_errors import redis_error_count
+
 PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_redis_errors = 0
 _open_streams = 0  # GET /matchmaking requests being answered by this process
-# Redis errors per minute (since the epoch) not yet in the admin's per-minute history:
-# they happened while Redis was unreachable, so the next history write carries them.
-_unwritten_errors: Counter[int] = Counter()
-
-
-def record_redis_error() -> None:
-    """Count a request that failed because Redis was unreachable (this process)."""
-    global _redis_errors
-    _redis_errors += 1
-    _unwritten_errors[int(time.time() // 60)] += 1
 
 
 def open_streams() -> int:
@@ -57,22 +46,6 @@ def counted_stream():
         yield
     finally:
         _open_streams -= 1
-
-
-def take_unwritten_errors() -> dict[int, int]:
-    """The Redis errors not yet written to the history, forgotten here until
-    :func:`put_back_unwritten_errors` says the write failed."""
-    taken = dict(_unwritten_errors)
-    _unwritten_errors.clear()
-    return taken
-
-
-def put_back_unwritten_errors(errors: dict[int, int]) -> None:
-    _unwritten_errors.update(errors)
-
-
-def has_unwritten_errors() -> bool:
-    return bool(_unwritten_errors)
 
 
 class _Snapshot:
@@ -181,7 +154,7 @@ def render(
         "Requests that failed because Redis was unreachable.",
         labels=["process"],
     )
-    errors.add_metric([PROCESS], _redis_errors)
+    errors.add_metric([PROCESS], redis_error_count())
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot([total, histogram, waiting, sessions, streams, errors]))

@@ -22,15 +22,15 @@ from redis.exceptions import RedisError
 from animochat.auth import NotAuthorized, authorize_user
 from animochat.logging import log_event
 from animochat.redis_client import in_background
-
-from . import events, notifications, selectors, store
-from .events import MAINTENANCE_MESSAGE
-from .metrics import (
+from animochat.redis_errors import (
     has_unwritten_errors,
     put_back_unwritten_errors,
     take_unwritten_errors,
-    time_to_match_bucket,
 )
+
+from . import events, notifications, selectors, store
+from .events import MAINTENANCE_MESSAGE
+from .metrics import time_to_match_bucket
 
 logger = logging.getLogger("matchmaking.services")
 

@@ -9,8 +9,9 @@ import pytest
 import redis
 from django.urls import reverse
 
+from animochat import redis_errors
 from animochat.redis_client import close_redis
-from matchmaking import charts, metrics, selectors, services, store
+from matchmaking import charts, selectors, services, store
 from matchmaking.metrics import bucket_quantile, time_to_match_bucket
 from tests.test_admin import enqueue, match, run
 from tests.test_admin import viewer_client as viewer_client  # a fixture
@@ -101,19 +102,19 @@ def test_matches_and_waiting_users_are_recorded_beside_the_matcher(clean_redis):
 
 def test_redis_errors_wait_for_redis_then_are_written(settings, clean_redis):
     """Errors counted while Redis is unreachable are kept in the process, then written."""
-    metrics.take_unwritten_errors()
-    metrics.record_redis_error()
-    metrics.record_redis_error()
+    redis_errors.take_unwritten_errors()
+    redis_errors.record_redis_error()
+    redis_errors.record_redis_error()
     reachable = settings.REDIS_URL
     settings.REDIS_URL = "redis://127.0.0.1:9/15"
     with pytest.raises(redis.exceptions.ConnectionError):
         run(services.record_history, {})
-    assert sum(metrics.take_unwritten_errors().values()) == 2
-    metrics.record_redis_error()
-    metrics.record_redis_error()
+    assert sum(redis_errors.take_unwritten_errors().values()) == 2
+    redis_errors.record_redis_error()
+    redis_errors.record_redis_error()
     settings.REDIS_URL = reachable
     run(services.record_history, {})
-    assert not metrics.has_unwritten_errors()
+    assert not redis_errors.has_unwritten_errors()
     assert run(selectors.last_hour).redis_errors == 2
 
 
