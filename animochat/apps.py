@@ -1,4 +1,17 @@
-from django.apps import AppConfig
+"""The project package as a Django app, and how the apps above it plug in.
+
+The project package is the bottom layer: it imports no app. Where it needs what the
+apps provide (the stream's route, the API document), it finds their modules by name
+through the app registry, as Django finds each app's ``admin.py``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+from django.apps import AppConfig, apps
+from django.utils.module_loading import module_has_submodule
 
 
 class AnimochatConfig(AppConfig):
@@ -6,3 +19,14 @@ class AnimochatConfig(AppConfig):
 
     name = "animochat"
     verbose_name = "AnimoChat"
+
+
+def app_modules(name: str) -> list[ModuleType]:
+    """The module ``<app>.<name>`` of every installed app above the project package
+    that has one, in ``INSTALLED_APPS`` order: ``openapi`` (the endpoints an app
+    documents) and ``asgi_routes`` (raw ASGI routes served before Django)."""
+    return [
+        import_module(f"{config.name}.{name}")
+        for config in apps.get_app_configs()
+        if config.name != AnimochatConfig.name and module_has_submodule(config.module, name)
+    ]

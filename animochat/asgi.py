@@ -1,7 +1,8 @@
 """ASGI entry point: ``daphne animochat.asgi:application``.
 
-``/matchmaking`` goes to the raw SSE consumer and the probes (``/healthz``, ``/readyz``)
-to :mod:`animochat.health`; everything else to Django. Around all of them,
+The apps' raw ASGI routes (``<app>/asgi_routes.py``: ``/matchmaking``, the SSE stream)
+and the probes (``/healthz``, ``/readyz``) to :mod:`animochat.health` are served before
+Django; everything else goes to Django. Around all of them,
 :class:`~animochat.clientaddr.TrustedClientMiddleware` decides the client's address and
 scheme once (``TRUSTED_PROXY_HOPS``), so no Daphne flag is needed for it.
 """
@@ -26,14 +27,14 @@ from django.urls import path, re_path  # noqa: E402
 
 from animochat import health  # noqa: E402
 from animochat.access_log import AccessLogMiddleware  # noqa: E402
+from animochat.apps import app_modules  # noqa: E402
 from animochat.clientaddr import TrustedClientMiddleware  # noqa: E402
-from matchmaking.consumers import MatchmakingStreamConsumer  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
         "http": URLRouter(
             [
-                path("matchmaking", MatchmakingStreamConsumer.as_asgi()),
+                *(route for module in app_modules("asgi_routes") for route in module.urlpatterns),
                 path("healthz", health.healthz),
                 path("readyz", health.readyz),
                 re_path(r"", django_application),
