@@ -5,8 +5,9 @@ The key layout is documented in ``animochat/lua/lib.lua`` and the README.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,11 @@ async def record_history(minute: int, counts: dict[str, int], sample_waiting: bo
     return await record_bookkeeping(minute, counts, sample_waiting)
 
 
+# Distinct interests counted per bookkeeping call: each costs a few sorted-set
+# commands inside the script, so a call stays well under a millisecond.
+BOOKKEEPING_INTERESTS_PER_CALL = 64
+
+
 def _pairs(counts: Mapping[str, int]) -> list[Any]:
     return [len(counts), *(item for pair in counts.items() for item in pair)]
 
@@ -230,26 +236,39 @@ async def record_bookkeeping(
     matches: Mapping[str, int] | None = None,
     time_to_match: Mapping[str, int] | None = None,
 ) -> int:
-    """One call of ``lua/bookkeeping.lua``: :func:`record_history`'s ``counts`` and
+    """Calls of ``lua/bookkeeping.lua``: :func:`record_history`'s ``counts`` and
     sample; requests per interest (``interests``) in the popularity bucket of
     ``now_s``; the match counters ``/metrics`` reads (field -> increment). Returns the
-    users waiting recorded, or -1."""
+    users waiting recorded, or -1.
+
+    One call, unless a turn brought more than ``BOOKKEEPING_INTERESTS_PER_CALL``
+    distinct interests: a script blocks Redis while it runs, so a burst of rare
+    interests is counted in several short calls rather than one long one.
+    """
     bucket_s = popular_bucket_seconds(window_s) if interests else 1
-    return int(
-        await BOOKKEEPING(
+    items = list((interests or {}).items())
+    chunks = [
+        dict(items[start : start + BOOKKEEPING_INTERESTS_PER_CALL])
+        for start in range(0, len(items), BOOKKEEPING_INTERESTS_PER_CALL)
+    ] or [{}]
+
+    def call(chunk: Mapping[str, int], first: bool) -> Awaitable[Any]:
+        return BOOKKEEPING(
             history_key(minute),
             (minute + 1) * 60 + HISTORY_KEEP_SECONDS,
-            "1" if sample_waiting else "0",
-            *_pairs(counts),
+            "1" if sample_waiting and first else "0",
+            *_pairs(counts if first else {}),
             popular_bucket_key(bucket_s, int(now_s // bucket_s)),
             POPULAR_CAPACITY,
             # Kept until the window no longer reaches it: the bucket ends within bucket_s.
             window_s + bucket_s + 1,
-            *_pairs(interests or {}),
-            *_pairs(matches or {}),
-            *_pairs(time_to_match or {}),
+            *_pairs(chunk),
+            *_pairs((matches or {}) if first else {}),
+            *_pairs((time_to_match or {}) if first else {}),
         )
-    )
+
+    replies = await asyncio.gather(*(call(chunk, n == 0) for n, chunk in enumerate(chunks)))
+    return int(replies[0])
 
 
 async def history(minutes: list[int]) -> list[dict[str, float]]:

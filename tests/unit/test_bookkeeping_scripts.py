@@ -90,3 +90,28 @@ async def test_nothing_to_record_writes_nothing(clean_redis):
 async def test_a_minute_never_exists_without_its_expiry(clean_redis, sample_waiting):
     await store.record_history(MINUTE, {"redis_errors": 1}, sample_waiting)
     assert clean_redis.expiretime(store.history_key(MINUTE)) > 0
+
+
+async def test_a_turn_of_many_interests_is_counted_in_short_calls_and_the_rest_once(
+    clean_redis, monkeypatch
+):
+    # A script blocks Redis while it runs: a burst of rare interests is split into
+    # calls of a bounded size, and the history and match counters go in only one.
+    calls = []
+    script = store.BOOKKEEPING
+
+    async def counted(*args):
+        calls.append(args)
+        return await script(*args)
+
+    monkeypatch.setattr(store, "BOOKKEEPING", counted)
+    interests = {f"I{n}": 2 for n in range(store.BOOKKEEPING_INTERESTS_PER_CALL * 2 + 5)}
+    waiting = await store.record_bookkeeping(
+        30_000_000, {"matches": 3}, True, interests, WINDOW_S, NOW_S, {"interest": 3}
+    )
+    assert len(calls) == 3
+    assert waiting == 0
+    counts, _, _ = await store.popular_counts(WINDOW_S, NOW_S)
+    assert counts == interests
+    assert clean_redis.zscore(store.history_key(30_000_000), "matches") == 3
+    assert clean_redis.hget("metrics:matches", "interest") == "3"
