@@ -11,6 +11,7 @@ from importlib import import_module
 from types import ModuleType
 
 from django.apps import AppConfig, apps
+from django.contrib.admin import apps as admin_apps
 from django.utils.module_loading import module_has_submodule
 
 
@@ -30,3 +31,10 @@ def app_modules(name: str) -> list[ModuleType]:
         for config in apps.get_app_configs()
         if config.name != AnimochatConfig.name and module_has_submodule(config.module, name)
     ]
+
+
+class AnimochatAdminConfig(admin_apps.AdminConfig):
+    """``django.contrib.admin`` with the project's site as ``admin.site``."""
+
+    default = False  # installed by this name in INSTALLED_APPS, not as "animochat"
+    default_site = "animochat.admin.AnimochatAdminSite"

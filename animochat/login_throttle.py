@@ -13,7 +13,9 @@ project's Redis.
 Key: ``login_failures:<hash of username and address>`` (STRING counter). Every failure
 increments it and restarts its 15-minute expiry; while it is at the limit, attempts are
 refused before the password is even checked, so the lock ends 15 minutes after the
-failure that reached the limit. A successful log-in deletes it.
+failure that reached the limit. A successful log-in deletes it. The project's admin
+site (animochat/admin.py) logs in with :class:`ThrottledLoginForm` and answers a
+refused attempt 429.
 """
 
 from __future__ import annotations
@@ -22,10 +24,8 @@ import hashlib
 import logging
 from typing import Any
 
-from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
 from django_redis import get_redis_connection
 
 from animochat.clientaddr import client_bucket
@@ -111,20 +111,3 @@ class ThrottledLoginForm(AdminAuthenticationForm):
             raise
         clear_failures(username, address)
         return cleaned
-
-
-def protect(site: AdminSite) -> None:
-    """Throttle ``site``'s log-in; a refused attempt is answered 429 with Retry-After."""
-    site.login_form = ThrottledLoginForm
-    site_login = site.login
-
-    def login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        response = site_login(request, extra_context)
-        form = (getattr(response, "context_data", None) or {}).get("form")
-        wait = getattr(form, "locked_out_for", 0)
-        if wait:
-            response.status_code = 429
-            response["Retry-After"] = str(wait)
-        return response
-
-    site.login = login

@@ -29,7 +29,7 @@ SERVICE_VERSION = "1.0.0"
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "animochat.apps.AnimochatAdminConfig",  # django.contrib.admin, with the project's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -12,29 +12,33 @@ of the queue.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-from asgiref.sync import AsyncToSync, async_to_sync
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, re_path, reverse
+from django.urls import URLPattern, path, re_path
 from django.utils.decorators import method_decorator
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from animochat.admin import LANDING, Dashboard
+from animochat.admin_pages import (
+    call,
+    display_tree,
+    duration,
+    fetch_page,
+    page_links,
+    paginate,
+    safe_next,
+    window_text,
+)
 from animochat.errors import InvalidInput
 from animochat.logging import log_event
-from animochat.redis_client import close_redis
 from animochat.validation import parse_number
 from discovery import selectors as discovery_selectors
 from sessions_app import selectors as session_selectors
@@ -49,60 +53,11 @@ from .validation import MAX_INTEREST_LENGTH, normalize_interests
 logger = logging.getLogger("matchmaking.admin")
 
 APP_LABEL = "matchmaking"
-OVERVIEW = "app_list"  # the section's landing page, under the admin's own URL name
+OVERVIEW = LANDING  # the section's landing page
 PAGE_SIZE = 50
 QUEUES_PAGE_SIZE = 100
 POPULAR_LIMIT = 20
 REFRESH_SECONDS = 5
-
-T = TypeVar("T")
-
-
-def call(function: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Run an async selector or service from a (sync) admin view.
-
-    Under Daphne this runs on the server's event loop, with its shared Redis client.
-    Without a server loop (the Django test client) asgiref makes a loop for this one
-    call; the Redis client made for that loop is closed before the loop is.
-    """
-
-    async def run() -> T:
-        try:
-            return await function(*args)
-        finally:
-            # asgiref registers the loops it made for one call here (an undocumented
-            # attribute: should it vanish, the client is left open, never the server's
-            # shared client closed).
-            if asyncio.get_running_loop() in getattr(AsyncToSync, "loop_thread_executors", {}):
-                await close_redis()
-
-    return async_to_sync(run)()
-
-
-def duration(seconds: float | None) -> str:
-    """``"42s"``, ``"3m 05s"``, ``"2h 07m"``, ``"3d 4h"``; a dash for no value."""
-    if seconds is None:
-        return "—"
-    whole = int(seconds)
-    minutes, secs = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
-
-
-def window_text(seconds: int) -> str:
-    """``600`` → ``"10 minutes"``, ``90`` → ``"90 seconds"``."""
-    minutes, rest = divmod(seconds, 60)
-    if rest or not minutes:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
-
 
 # Pages past the last show the last one; a number beyond this is not worth parsing.
 MAX_PAGE = 10**9
@@ -111,65 +66,6 @@ MAX_PAGE = 10**9
 def requested_page(request: HttpRequest) -> int:
     """The ``?page=`` asked for; anything but a page number shows the first page."""
     return parse_number(request.GET.get("page", ""), 1, MAX_PAGE) or 1
-
-
-def paginate(request: HttpRequest, rows: Sequence[Any], per_page: int) -> Page:
-    """The requested page of ``rows``, clamped to the pages that exist."""
-    return Paginator(rows, per_page).get_page(requested_page(request))
-
-
-def page_links(request: HttpRequest, page: Page) -> list[dict[str, Any]]:
-    """Numbered links that keep the rest of the query string (filter, search)."""
-    links = []
-    for number in page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1):
-        if number == page.paginator.ELLIPSIS:
-            links.append({"label": number, "url": None, "current": False})
-            continue
-        query = request.GET.copy()
-        query["page"] = str(number)
-        links.append(
-            {"label": number, "url": f"?{query.urlencode()}", "current": number == page.number}
-        )
-    return links
-
-
-def fetch_page(
-    request: HttpRequest, per_page: int, load: Callable[[int, int], Any]
-) -> tuple[Any, Page]:
-    """Load the requested page by rank; a page past the end shows the last one."""
-    wanted = requested_page(request)
-    result = load((wanted - 1) * per_page, per_page)
-    page = Paginator(range(result.total), per_page).get_page(wanted)
-    if page.number != wanted:
-        result = load((page.number - 1) * per_page, per_page)
-        page = Paginator(range(result.total), per_page).get_page(page.number)
-    return result, page
-
-
-_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-_ACRONYMS = {"url": "URL", "urls": "URLs", "id": "ID", "ttl": "TTL", "ip": "IP"}
-
-
-def label(key: object) -> str:
-    """``"registeredUrl"`` or ``"registered_url"`` → ``"Registered URL"``."""
-    words = [_ACRONYMS.get(w.lower(), w.lower()) for w in _WORD.findall(str(key))] or [str(key)]
-    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
-
-
-def display_tree(value: Any) -> dict[str, Any]:
-    """Any JSON-like value as a tree the ``value.html`` template renders recursively."""
-    if isinstance(value, dict):
-        return {
-            "kind": "mapping",
-            "entries": [(label(k), display_tree(v)) for k, v in value.items()],
-        }
-    if isinstance(value, list | tuple | set):
-        return {"kind": "sequence", "entries": [display_tree(v) for v in value]}
-    if value is None or value == "":
-        return {"kind": "text", "text": "—"}
-    if isinstance(value, bool):
-        return {"kind": "text", "text": "yes" if value else "no"}
-    return {"kind": "text", "text": str(value)}
 
 
 def can_manage(request: HttpRequest) -> bool:
@@ -195,17 +91,11 @@ def needs_manage_permission(view: Callable[..., HttpResponse]) -> Callable[..., 
     return guarded
 
 
-def safe_next(request: HttpRequest, fallback: str) -> str:
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return target
-    return fallback
+class MatchmakingDashboard(Dashboard):
+    """The dashboard's pages on one admin site."""
 
-
-class MatchmakingDashboard:
-    """The dashboard's pages on one admin site, and its entry in the site's app list."""
-
-    # (URL name, title, object name used by the admin's CSS classes), in menu order.
+    app_label = APP_LABEL
+    name = "Matchmaking"
     sections = [
         (OVERVIEW, "Overview", "Overview"),
         ("matchmaking_queues", "Queues", "Queue"),
@@ -215,14 +105,10 @@ class MatchmakingDashboard:
         ("matchmaking_maintenance", "Maintenance", "Maintenance"),
     ]
 
-    def __init__(self, site: AdminSite) -> None:
-        self.site = site
-
     def get_urls(self) -> list[URLPattern]:
         view = self.site.admin_view
         return [
-            # A second "app_list" pattern: the admin's own breadcrumbs link the section.
-            # The section's landing page is the Overview (the admin's breadcrumbs link it).
+            # A second "app_list" pattern: the section's landing page is the Overview.
             re_path(rf"^(?P<app_label>{APP_LABEL})/$", view(self.overview), name=OVERVIEW),
             path(f"{APP_LABEL}/queues/", view(self.queues), name="matchmaking_queues"),
             path(f"{APP_LABEL}/queues/waiting/", view(self.waiting), name="matchmaking_waiting"),
@@ -251,33 +137,6 @@ class MatchmakingDashboard:
                 name="matchmaking_maintenance_confirm",
             ),
         ]
-
-    def app_entry(self) -> dict[str, Any]:
-        """The section as ``AdminSite.get_app_list`` describes an app."""
-        url = self.url
-        return {
-            "name": "Matchmaking",
-            "app_label": APP_LABEL,
-            "app_url": url("app_list", app_label=APP_LABEL),
-            "has_module_perms": True,
-            "models": [
-                {
-                    "model": None,
-                    "name": title,
-                    "object_name": object_name,
-                    "perms": {"add": False, "change": False, "delete": False, "view": True},
-                    "admin_url": url(name),
-                    "add_url": None,
-                    "view_only": True,
-                }
-                for name, title, object_name in self.sections
-            ],
-        }
-
-    def url(self, name: str, **kwargs: str) -> str:
-        if name == OVERVIEW:
-            kwargs = {"app_label": APP_LABEL}
-        return reverse(f"admin:{name}", kwargs=kwargs or None, current_app=self.site.name)
 
     def render(
         self,
@@ -369,7 +228,7 @@ class MatchmakingDashboard:
 
     def queues(self, request: HttpRequest) -> TemplateResponse:
         everyone, queues = call(selectors.queue_summaries)
-        page = paginate(request, queues, QUEUES_PAGE_SIZE)
+        page = paginate(queues, QUEUES_PAGE_SIZE, requested_page(request))
         rows = [
             {
                 "interest": queue.interest,
@@ -400,7 +259,7 @@ class MatchmakingDashboard:
             user = call(selectors.find_waiting_user, user_query)
             found = [self._waiting_row(user)] if user else []
         result, page = fetch_page(
-            request,
+            requested_page(request),
             PAGE_SIZE,
             lambda offset, count: call(selectors.waiting_users, interest, offset, count),
         )
@@ -456,7 +315,7 @@ class MatchmakingDashboard:
             total = len(found)
         else:
             result, page = fetch_page(
-                request,
+                requested_page(request),
                 PAGE_SIZE,
                 lambda offset, count: call(session_selectors.list_active_sessions, offset, count),
             )

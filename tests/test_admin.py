@@ -24,10 +24,10 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
+from animochat.admin_pages import label
 from animochat.redis_client import close_redis
 from discovery.selectors import discovery_status
 from matchmaking import selectors, services
-from matchmaking.admin_views import label
 from tests.support.hostile import NUMBER_LIKE
 
 pytestmark = pytest.mark.django_db
