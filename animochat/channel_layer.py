@@ -17,8 +17,8 @@ subscribed again (and kept forever) on reconnect. This subclass:
 * connects with the project's short timeouts, so a hung Redis fails a publish in
   seconds rather than never;
 * sends the (un)subscriptions of one event-loop turn as one command, and publishes
-  through the project's command batches instead of behind the shard's lock: +74 %
-  pairs per second over the class it extends (``bench.stream --layer upstream``).
+  through the project's command batches instead of behind the shard's lock (what that
+  gains over the class it extends: ``bench.stream --layer upstream``, bench/README.md).
 
 It serves one Redis, the project's (``REDIS_URL``, or the primary Redis Sentinel names):
 publishes go through :func:`animochat.redis_client.command_batcher`, and the subscriber
@@ -152,9 +152,9 @@ class RedisSingleShardConnection(pubsub.RedisSingleShardConnection):
         return connection is not None and connection.is_connected
 
     async def publish(self, channel: str, message: bytes) -> None:
-        # Publishing needs none of the lock that orders (un)subscribes: queued behind
-        # them it cost a quarter of a stream's CPU (bench.stream --layer upstream). It goes
-        # with the matcher calls of the same turn, on the project's command connections.
+        # Publishing needs none of the lock that orders (un)subscribes, and waiting behind
+        # them is costly (bench/README.md). It goes with the matcher calls of the same
+        # turn, on the project's command connections.
         await command_batcher().execute("PUBLISH", channel, message)
 
     async def subscribe(self, channel: str) -> None:

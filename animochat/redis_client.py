@@ -186,9 +186,9 @@ class CommandBatcher:
     CPU on each command (pool checkout with a connection health check, timeouts, one
     write and one read) than Redis spends running the matcher, so this collects the
     turn's calls into batches of up to ``max_batch``, each written at once on one
-    pooled connection: the client's cost is paid per batch (``bench/engine.py`` against
-    ``--unbatched``: 10,082 → 17,017 calls/s, Redis rather than the client now the
-    limit). Batches go on separate connections, so Redis works on one while the client
+    pooled connection: the client's cost is paid per batch, and Redis rather than the
+    client is the limit (``bench/engine.py`` against ``--unbatched``; the figures are
+    in bench/README.md). Batches go on separate connections, so Redis works on one while the client
     reads another. Each script still runs atomically; calls of one turn are concurrent,
     as on separate connections, and may run in any order.
 

@@ -112,31 +112,6 @@ class DiscoveryClient:
         instances = [Instance.from_json(item) for item in reply.body]
         return [instance for instance in instances if instance.status == "RUNNING"]
 
-    def discover_one(self, service_name: str, version: str) -> Instance | None:
-        """One RUNNING instance chosen by the registry; None when none is running."""
-        reply = self._call("GET", ("discover", service_name, version))
-        if self._says_none(reply):
-            return None
-        if reply.status != 200:
-            raise self._unexpected("discover", reply)
-        return Instance.from_json(reply.body)
-
-    def services(self) -> dict[str, dict[str, list[Instance]]]:
-        """The registry's whole map ``{serviceName: {version: [instance, …]}}``."""
-        reply = self._call("GET", ("services",))
-        if reply.status != 200 or not isinstance(reply.body, dict):
-            raise self._unexpected("services", reply)
-        result: dict[str, dict[str, list[Instance]]] = {}
-        for name, versions in reply.body.items():
-            if not isinstance(versions, dict):
-                raise self._unexpected("services", reply)
-            result[name] = {}
-            for version, items in versions.items():
-                if not isinstance(items, list):
-                    raise self._unexpected("services", reply)
-                result[name][version] = [Instance.from_json(item) for item in items]
-        return result
-
     @staticmethod
     def _says_none(reply: Reply) -> bool:
         # The registry's own 404s are JSON messages; an HTML 404 is some other server

@@ -179,13 +179,13 @@ class Heartbeat:
         self.redis_health = Health("redis_unavailable", "redis_recovered")
         # Every field is written on every beat: the hash shows this run, not an older one.
         self.state: dict[str, str] = {
-            "registration": "off" if not url else "failing",
-            "registeredUrl": "",
+            "registration": "off" if not url else "failing",  # or registered, unregistered
+            "registeredUrl": "",  # the URL registered with discovery ("" when not)
             "discoveryServerUrl": client.base_url,
-            "heartbeatInterval": f"{interval:g}",
-            "lastHeartbeatAt": "",
-            "lastRefreshAt": "",
-            "lastError": "",
+            "heartbeatInterval": f"{interval:g}",  # seconds
+            "lastHeartbeatAt": "",  # ISO 8601 time of the last accepted heartbeat
+            "lastRefreshAt": "",  # ISO 8601 time discovery last answered the list
+            "lastError": "",  # the current failure, "" when none
         }
         self.effective: tuple[str, tuple[str, ...]] | None = None
 

@@ -6,9 +6,12 @@ Keys:
                                   uses CHAT_SERVER_URLS while it is empty or missing.
                                   Replaced whole on every refresh and given a TTL, so a
                                   dead heartbeat or registry falls back by itself.
-  chat_servers:rr          STRING round-robin counter shared by every matcher (INCR).
-  discovery:state          HASH   what the heartbeat last did (see ``STATE_FIELDS``),
-                                  so every instance's /status reports the same.
+  discovery:state          HASH   what the heartbeat last did (``Heartbeat.state`` in
+                                  services.py), so every instance's /status reports
+                                  the same.
+
+The matcher's round-robin counter over this list, ``chat_servers:rr``, is its own:
+only the Lua scripts touch it.
 
 The heartbeat is synchronous (a plain redis-py client is passed in); ``/status`` reads
 with the project's asyncio client.
@@ -21,18 +24,7 @@ import redis
 from animochat.redis_client import get_redis
 
 DISCOVERED_KEY = "chat_servers:discovered"
-ROUND_ROBIN_KEY = "chat_servers:rr"
 STATE_KEY = "discovery:state"
-
-STATE_FIELDS = (
-    "registration",  # off | registered | failing | unregistered
-    "registeredUrl",  # the URL registered with discovery ("" when off)
-    "discoveryServerUrl",
-    "heartbeatInterval",  # seconds
-    "lastHeartbeatAt",  # ISO 8601 time of the last accepted register/heartbeat
-    "lastRefreshAt",  # ISO 8601 time of the last chat-server list discovery answered
-    "lastError",  # the current failure, "" when none
-)
 
 
 def save_chat_servers(

@@ -553,25 +553,18 @@ async def redeem_stream_ticket(ticket: str) -> str:
 SWEEP_BATCH = 500
 
 
-async def sweep_lapsed_waiters(batch: int = SWEEP_BATCH) -> int:
+def sweep_lapsed_waiters(client: redis.Redis, batch: int = SWEEP_BATCH) -> int:
     """Remove every waiting user whose lease lapsed from all queues; return how many.
 
     A lease lapses when its stream died without cleaning up (its server was killed).
     The matcher never matches such users and drops them when they reach a queue head;
     this sweep also removes those deeper in the queues, so queue sizes stay honest.
-    Run it periodically (``manage.py heartbeat``); one pass walks every waiting user.
+    ``manage.py sweep_queues`` runs it every ``LEASE_SECONDS / 2``, beside the web
+    processes (``make run`` starts it; the ``Procfile`` names it), with a synchronous
+    ``client`` of its own; one pass walks every waiting user.
     """
     cursor, removed = 0, 0
     while cursor >= 0:
-        cursor, batch_removed = await store.sweep_lapsed_waiters(cursor, batch)
-        removed += batch_removed
-    return removed
-
-
-def sweep_lapsed_waiters_sync(client: redis.Redis, batch: int = SWEEP_BATCH) -> int:
-    """:func:`sweep_lapsed_waiters` for synchronous callers with their own client."""
-    cursor, removed = 0, 0
-    while cursor >= 0:
-        cursor, batch_removed = store.sweep_lapsed_waiters_sync(client, cursor, batch)
+        cursor, batch_removed = store.sweep_lapsed_waiters(client, cursor, batch)
         removed += batch_removed
     return removed

@@ -155,13 +155,9 @@ async def leave_queues(user_id: str, token: str) -> bool:
     return bool(await LEAVE_QUEUES(user_id, token))
 
 
-async def sweep_lapsed_waiters(cursor: int, count: int) -> tuple[int, int]:
-    """One batch of the sweep; see ``lua/sweep_lapsed_waiters.lua``."""
-    next_cursor, removed = await SWEEP_LAPSED_WAITERS(cursor, count)
-    return int(next_cursor), int(removed)
-
-
-def sweep_lapsed_waiters_sync(client: redis.Redis, cursor: int, count: int) -> tuple[int, int]:
+def sweep_lapsed_waiters(client: redis.Redis, cursor: int, count: int) -> tuple[int, int]:
+    """One batch of the sweep, on ``manage.py sweep_queues``' synchronous client; see
+    ``lua/sweep_lapsed_waiters.lua``."""
     next_cursor, removed = SWEEP_LAPSED_WAITERS.call_sync(client, cursor, count)
     return int(next_cursor), int(removed)
 

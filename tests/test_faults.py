@@ -244,7 +244,7 @@ async def test_killed_server_leaves_no_ghosts_and_keeps_sessions(daphne_factory,
         await newcomers_pair_up(n)
     # ...but those no newcomer asked for stay counted until the sweep removes them.
     assert users_in_queue() == 1 + 4
-    assert await services.sweep_lapsed_waiters(batch=3) == 4
+    assert sweep(batch=3) == 4
     assert users_in_queue() == 1
     status = requests.get(survivor.url + "/status", timeout=5).json()
     assert set(status["metrics"]["queues"]) == {"ALIVE"}
@@ -262,6 +262,16 @@ async def test_killed_server_leaves_no_ghosts_and_keeps_sessions(daphne_factory,
 # -- the sweep of lapsed waiting users, against Redis directly -------------------------
 
 
+def sweep(batch: int = services.SWEEP_BATCH) -> int:
+    """One pass of the sweep as ``manage.py sweep_queues`` makes it: synchronous, on a
+    client of its own."""
+    client = get_sync_redis()
+    try:
+        return services.sweep_lapsed_waiters(client, batch)
+    finally:
+        client.close()
+
+
 async def queue_users(aredis) -> set[str]:
     return set(await aredis.zrange("queue:waiting", 0, -1))
 
@@ -277,7 +287,7 @@ async def test_sweep_removes_only_lapsed_users_from_every_queue(aredis):
     lapsed = {"u0", "u1", "u2", "u4", "u6"}
     await aredis.delete(*(f"lease:{user}" for user in lapsed))
 
-    assert await services.sweep_lapsed_waiters(batch=2) == len(lapsed)
+    assert sweep(batch=2) == len(lapsed)
     assert await queue_users(aredis) == {"u3", "u5"}
     assert await aredis.smembers("queue:interests") == {"I3", "J0x3", "I5", "J2x5"}
     for user in lapsed:
@@ -285,24 +295,20 @@ async def test_sweep_removes_only_lapsed_users_from_every_queue(aredis):
         n = user[1:]
         assert not await aredis.exists(f"interest:I{n}")
     assert await aredis.get("lease:u3") == "token-u3"
-    assert await services.sweep_lapsed_waiters() == 0  # nothing left to do
+    assert sweep() == 0  # nothing left to do
 
 
 async def test_sweep_walks_a_queue_longer_than_a_batch_when_all_lapsed(aredis):
     await enqueue({f"g{n}": [f"K{n}"] for n in range(11)})
     await aredis.delete(*(f"lease:g{n}" for n in range(11)))
-    assert await services.sweep_lapsed_waiters(batch=4) == 11
+    assert sweep(batch=4) == 11
     assert await aredis.zcard("queue:waiting") == 0
     assert await aredis.scard("queue:interests") == 0
 
 
-async def test_sweep_of_empty_queue_and_synchronous_variant(aredis):
-    assert await services.sweep_lapsed_waiters() == 0
+async def test_sweep_of_an_empty_queue_removes_nobody_then_one_user_a_batch(aredis):
+    assert sweep() == 0
     await enqueue({"s1": ["S1"], "s2": ["S2"]})
     await aredis.delete("lease:s1")
-    client = get_sync_redis()
-    try:
-        assert services.sweep_lapsed_waiters_sync(client, batch=1) == 1
-    finally:
-        client.close()
+    assert sweep(batch=1) == 1
     assert await queue_users(aredis) == {"s2"}

@@ -73,11 +73,11 @@ async def test_a_sweep_removes_every_lapsed_waiter_and_only_them(clean_redis, cl
         await join(f"u{n}", f"I{n}", lease_ms=lease_ms)
         clock.advance(0.001)
     clock.advance(2)
-    assert await services.sweep_lapsed_waiters(batch=2) == 4
+    assert services.sweep_lapsed_waiters(clean_redis, batch=2) == 4
     assert list(waiting(clean_redis)) == ["u1", "u3", "u5"]
     assert clean_redis.smembers("queue:interests") == {"I1", "I3", "I5"}
     assert not clean_redis.exists("interest:I0", "user_interests:u0")
-    assert await services.sweep_lapsed_waiters(batch=2) == 0
+    assert services.sweep_lapsed_waiters(clean_redis, batch=2) == 0
 
 
 async def test_a_sweep_batch_returns_where_the_next_one_starts(clean_redis, clock):
@@ -85,8 +85,8 @@ async def test_a_sweep_batch_returns_where_the_next_one_starts(clean_redis, cloc
         await join(f"u{n}", f"I{n}", lease_ms=1_000 if n == 0 else 600_000)
         clock.advance(0.001)
     clock.advance(2)
-    assert await store.sweep_lapsed_waiters(0, 2) == (1, 1)  # u0 removed: u2 is rank 1
-    assert await store.sweep_lapsed_waiters(1, 2) == (-1, 0)
+    assert store.sweep_lapsed_waiters(clean_redis, 0, 2) == (1, 1)  # u0 removed: u2 is rank 1
+    assert store.sweep_lapsed_waiters(clean_redis, 1, 2) == (-1, 0)
 
 
 def test_the_sweep_command_sweeps_with_the_client_it_is_handed(clean_redis, clock):
@@ -94,6 +94,6 @@ def test_the_sweep_command_sweeps_with_the_client_it_is_handed(clean_redis, cloc
     clean_redis.sadd("user_interests:ghost", "X")
     clean_redis.zadd("interest:X", {"ghost": 1})
     clean_redis.set("lease:live", "t")
-    assert services.sweep_lapsed_waiters_sync(clean_redis, batch=1) == 1
+    assert services.sweep_lapsed_waiters(clean_redis, batch=1) == 1
     assert list(waiting(clean_redis)) == ["live"]
     assert not clean_redis.exists("interest:X", "user_interests:ghost")

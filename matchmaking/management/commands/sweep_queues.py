@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from animochat.logging import log_event
 from animochat.redis_client import get_sync_redis
-from matchmaking.services import sweep_lapsed_waiters_sync
+from matchmaking.services import sweep_lapsed_waiters
 
 logger = logging.getLogger("matchmaking.sweep")
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         try:
             while True:
                 try:
-                    removed = sweep_lapsed_waiters_sync(client)
+                    removed = sweep_lapsed_waiters(client)
                     if redis_down:
                         log_event(logger, "redis_recovered")
                     redis_down = False
