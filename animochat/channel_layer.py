@@ -1,44 +1,61 @@
-"""The Channels layer: channels_redis' pub/sub layer, made quiet, outage-aware and cheaper.
+"""The Channels layer: one Redis inbox per process, no subscription per stream.
 
-``channels_redis.pubsub.RedisPubSubChannelLayer`` already re-subscribes by itself when
-Redis comes back (redis-py replays the subscriptions on reconnect), but while Redis is
-down it logs a full traceback every second, its streams never learn that messages can
-no longer reach them, and subscriptions it failed to drop during the outage are
-subscribed again (and kept forever) on reconnect. This subclass:
+A stream needs to be reached by exactly one kind of sender: whoever holds its address
+(the matcher's caller telling a waiting partner, a newer stream of the same user, a
+cancel). So every process subscribes once, at its first use, to a Redis channel of its
+own, its *inbox*, and every channel it makes is process-specific in Channels' sense,
+``"<inbox>!<local part>"``. :meth:`RedisInboxChannelLayer.send` publishes the message to
+the inbox named before the ``!`` (or, when that is this process's own, hands it over at
+once without Redis), and the receiving process puts it in the local queue of the full
+name, in memory. Whoever wants to reach a stream later keeps its channel name: a waiting
+user's lease in Redis holds it. Opening and ending a stream costs Redis nothing, and a
+process that died simply has no subscriber: what was sent to it is dropped by Redis.
 
-* logs one ``pubsub_down`` event when the connection drops and one ``pubsub_restored``
-  when it is back, reconnecting every half second in between, even when nothing is
-  subscribed any more (so ``/status`` reports the subscriber truly);
-* puts a :data:`CONNECTION_LOST` message in every channel of the process when the
-  connection drops, so a waiting stream checks its place at once (its keepalive)
-  instead of up to ``KEEPALIVE_SECONDS`` later;
-* forgets channels dropped while Redis was unreachable instead of leaking them, and
-  can release a channel that was never received on (:meth:`release_channel`);
-* connects with the project's short timeouts, so a hung Redis fails a publish in
-  seconds rather than never;
-* sends the (un)subscriptions of one event-loop turn as one command, and publishes
-  through the project's command batches instead of behind the shard's lock (what that
-  gains over the class it extends: ``bench.stream --layer upstream``, bench/README.md).
+Groups are for the rare messages to every stream (maintenance): members are kept in
+memory by each process, and :meth:`~RedisInboxChannelLayer.group_send` publishes on one
+broadcast channel that every process subscribes to beside its inbox, each one handing
+the message to its own members.
 
-It serves one Redis, the project's (``REDIS_URL``, or the primary Redis Sentinel names):
-publishes go through :func:`animochat.redis_client.command_batcher`, and the subscriber
-connection is made by channels_redis from the same settings (its Sentinel host form
-asks Sentinel for the primary at every reconnect).
+The one subscriber connection per process (and event loop):
+
+* logs one ``pubsub_down`` event when it drops and one ``pubsub_restored`` when it is
+  back, reconnecting every half second in between;
+* puts a :data:`CONNECTION_LOST` message in every local channel when it drops, so a
+  waiting stream checks its place at once instead of at its next keepalive: what was
+  sent to this process until the reconnect is lost;
+* is subscribed before :meth:`~RedisInboxChannelLayer.new_channel` returns, so a
+  stream's address reaches it from the moment the address exists;
+* reads whatever the socket holds at each wake-up and hands every complete message on
+  before waiting again, instead of one ``get_message()`` call per message;
+* connects as the project's other clients do: ``REDIS_URL``, or the primary Redis
+  Sentinel names (asked again at every reconnect), with the project's short timeouts,
+  and a ``PING`` when it heard nothing for a while, so a vanished Redis is noticed.
+
+Publishes go through the project's command batches
+(:func:`animochat.redis_client.command_batcher`). Messages must be JSON-serialisable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import types
 import uuid
+import weakref
 from typing import Any
 
-from channels_redis import pubsub
-from channels_redis.utils import _wrap_close
+import hiredis
+from channels.layers import BaseChannelLayer
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from animochat.logging import log_event
-from animochat.redis_client import CONNECTION_OPTIONS, command_batcher
+from animochat.redis_client import CONNECTION_OPTIONS, async_connection_pool, command_batcher
 
 logger = logging.getLogger("animochat.channel_layer")
 
@@ -46,204 +63,296 @@ logger = logging.getLogger("animochat.channel_layer")
 # process from then until the reconnect are lost.
 CONNECTION_LOST = "layer.connection_lost"
 RECONNECT_INTERVAL = 0.5
-SUBSCRIBE, UNSUBSCRIBE = "subscribe", "unsubscribe"
+# Silence on the subscriber connection this long is broken by a PING, whose answer must
+# come within the socket timeout: a Redis that vanished without closing is noticed.
+IDLE_PING_SECONDS = float(CONNECTION_OPTIONS["health_check_interval"])
+READ_SIZE = 65536
 
-# channels_redis exchanges msgpack bytes, so replies must not be decoded.
-POOL_OPTIONS: dict[str, Any] = {**CONNECTION_OPTIONS, "decode_responses": False}
+READY, IDLE, DOWN = "ready", "idle", "down"
 
 
-class RedisPubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
-    """Use as ``CHANNEL_LAYERS`` backend with ``hosts``: a list of Redis URLs."""
+class RedisInboxChannelLayer(BaseChannelLayer):
+    """Use as ``CHANNEL_LAYERS`` backend; ``prefix`` starts every Redis channel name
+    (pub/sub ignores database numbers, so it should name the database)."""
 
-    def __init__(self, hosts: list[str | dict[str, Any]] | None = None, **kwargs: Any) -> None:
-        hosts = [
-            {**POOL_OPTIONS, **host}
-            if isinstance(host, dict)
-            else {**POOL_OPTIONS, "address": host}
-            for host in hosts or ["redis://localhost:6379"]
-        ]
-        super().__init__(hosts=hosts, **kwargs)
+    extensions = ["groups", "flush"]
 
-    def _get_layer(self) -> RedisPubSubLoopLayer:
-        # As channels_redis does, one layer per event loop; only the class differs.
+    def __init__(self, prefix: str = "animochat.", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prefix = prefix
+        self.broadcast_channel = f"{prefix}broadcast"
+        self._inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _inbox(self, start: bool = True) -> Inbox:
+        """This event loop's inbox (one per loop: Daphne runs one, tests several)."""
         loop = asyncio.get_running_loop()
-        layer = self._layers.get(loop)
-        if layer is None:
-            layer = RedisPubSubLoopLayer(*self._args, **self._kwargs, channel_layer=self)
-            self._layers[loop] = layer
-            _wrap_close(self, loop)
-        return layer
+        inbox = self._inboxes.get(loop)
+        if inbox is None:
+            inbox = Inbox(self)
+            self._inboxes[loop] = inbox
+            _flush_before_close(self, loop)
+        if start:
+            inbox.start()
+        return inbox
 
-    async def listener_connected(self, timeout: float) -> bool:
-        """Whether this loop's subscriber connections are up, waiting up to ``timeout``.
-
-        The listener is otherwise started by the first stream; a readiness probe must
-        not wait for one, so it is started here if it is not running yet.
-        """
-        return await self._get_layer().listener_connected(timeout)
-
-
-class RedisPubSubLoopLayer(pubsub.RedisPubSubLoopLayer):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._shards = [RedisSingleShardConnection(shard.host, self) for shard in self._shards]
-
-    async def _subscribe_to_channel(self, channel: str) -> None:
-        try:
-            await super()._subscribe_to_channel(channel)
-        except BaseException:
-            self.channels.pop(channel, None)  # the caller never learns the name
-            raise
+    # -- Channels' layer API ---------------------------------------------------------
 
     async def new_channel(self, prefix: str = "specific.") -> str:
-        """A channel with a local queue only, not subscribed in Redis.
-
-        Streams are reached through their groups (the user's, the broadcast), never by
-        channel name, so a subscription of its own would only cost every stream two
-        more round trips (subscribe, unsubscribe) under the shard's lock.
-        """
-        channel = f"{self.prefix}{prefix}{uuid.uuid4().hex}"
-        self.channels[channel] = asyncio.Queue()
+        """A channel of this process, ``"<inbox>!<prefix><random>"``, once the inbox is
+        subscribed; ``RedisConnectionError`` if it cannot be within the socket timeout."""
+        inbox = self._inbox()
+        await inbox.wait_subscribed(CONNECTION_OPTIONS["socket_timeout"])
+        channel = f"{inbox.name}!{prefix}{uuid.uuid4().hex}"
+        inbox.channels[channel] = asyncio.Queue()
         return channel
 
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Deliver ``message`` to a channel made by :meth:`new_channel` in any process.
+
+        Nothing happens when the channel's process or the channel itself is gone.
+        """
+        assert isinstance(message, dict), "message is not a dict"
+        assert self.require_valid_channel_name(channel)
+        target, bang, _ = channel.partition("!")
+        if not bang:
+            raise ValueError(f"{channel!r} is not a process-specific channel name")
+        inbox = self._inbox(start=False)
+        if target == inbox.name:
+            inbox.deliver(channel, dict(message))
+        else:
+            await publish(target, [channel, message])
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        assert self.require_valid_channel_name(channel)
+        inbox = self._inbox()
+        queue = inbox.channels.get(channel)
+        if queue is None:
+            if not channel.startswith(inbox.name + "!"):
+                raise ValueError(f"{channel!r} belongs to another process")
+            queue = inbox.channels[channel] = asyncio.Queue()
+        return await queue.get()
+
     async def release_channel(self, channel: str) -> None:
-        """Forget a channel made by ``new_channel()``, whether or not it was received on."""
-        if self.channels.pop(channel, None) is not None:
-            await self._get_shard(channel).unsubscribe(channel)
+        """Forget a channel made by :meth:`new_channel`: its queue and its groups.
+
+        Messages sent to it later are dropped.
+        """
+        self._inbox(start=False).release(channel)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        assert self.require_valid_group_name(group)
+        assert self.require_valid_channel_name(channel)
+        self._inbox(start=False).groups.setdefault(group, set()).add(channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        members = self._inbox(start=False).groups.get(group)
+        if members is not None:
+            members.discard(channel)
+            if not members:
+                del self._inbox(start=False).groups[group]
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Every process hands ``message`` to its members of ``group``: for rare
+        messages to many streams, since every process receives each one."""
+        assert isinstance(message, dict), "message is not a dict"
+        assert self.require_valid_group_name(group)
+        await publish(self.broadcast_channel, [group, message])
+
+    async def flush(self) -> None:
+        """Close every inbox of this layer: its subscription, channels and groups."""
+        for loop, inbox in list(self._inboxes.items()):
+            if loop is asyncio.get_running_loop():
+                await inbox.close()
+                del self._inboxes[loop]
+
+    close = flush
+
+    # -- for /readyz and /status -----------------------------------------------------
 
     async def listener_connected(self, timeout: float) -> bool:
-        for shard in self._shards:
-            shard.start_listener()
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not all(shard.listener_connected for shard in self._shards):
-            if asyncio.get_running_loop().time() >= deadline:
-                return False
-            await asyncio.sleep(0.02)
+        """Whether this process's inbox is subscribed, waiting up to ``timeout``.
+
+        The subscriber is otherwise started by the first stream; a readiness probe must
+        not wait for one, so it is started here if it is not running yet.
+        """
+        try:
+            await self._inbox().wait_subscribed(timeout)
+        except RedisConnectionError:
+            return False
         return True
 
-    def connection_lost(self) -> None:
-        message = self.channel_layer.serialize({"type": CONNECTION_LOST})
-        for queue in self.channels.values():
+    def subscriber_state(self) -> str:
+        """``ready``, ``down``, or ``idle`` when nothing has needed the subscriber yet."""
+        try:
+            inbox = self._inboxes.get(asyncio.get_running_loop())
+        except RuntimeError:  # no running loop: nothing of this process was started
+            inbox = None
+        if inbox is None or inbox.listener is None:
+            return IDLE
+        return READY if inbox.subscribed.is_set() else DOWN
+
+
+async def publish(channel: str, payload: list[Any]) -> None:
+    # With the matcher calls of the same event-loop turn, on the project's connections.
+    await command_batcher().execute("PUBLISH", channel, json.dumps(payload, separators=(",", ":")))
+
+
+class Inbox:
+    """One event loop's subscriber: its inbox channel, local queues and group members."""
+
+    def __init__(self, layer: RedisInboxChannelLayer) -> None:
+        self.layer = layer
+        self.name = f"{layer.prefix}inbox.{uuid.uuid4().hex[:16]}"
+        self.channels: dict[str, asyncio.Queue] = {}
+        self.groups: dict[str, set[str]] = {}
+        self.subscribed = asyncio.Event()
+        self.listener: asyncio.Task | None = None
+        self._handlers = {
+            self.name.encode(): self._on_inbox,
+            layer.broadcast_channel.encode(): self._on_broadcast,
+        }
+        self._down = False  # logged pubsub_down, not yet pubsub_restored
+
+    def start(self) -> None:
+        if self.listener is None:
+            self.listener = asyncio.ensure_future(self._listen())
+
+    async def wait_subscribed(self, timeout: float) -> None:
+        if self.subscribed.is_set():
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self.subscribed.wait()
+        except TimeoutError:
+            raise RedisConnectionError("The pub/sub subscriber is not connected.") from None
+
+    def deliver(self, channel: str, message: dict[str, Any]) -> None:
+        queue = self.channels.get(channel)
+        if queue is not None:
             queue.put_nowait(message)
 
+    def release(self, channel: str) -> None:
+        self.channels.pop(channel, None)
+        for group, members in list(self.groups.items()):
+            members.discard(channel)
+            if not members:
+                del self.groups[group]
 
-class RedisSingleShardConnection(pubsub.RedisSingleShardConnection):
-    """The shard's subscriber connection, sending (un)subscriptions in batches.
+    def connection_lost(self) -> None:
+        for queue in self.channels.values():
+            queue.put_nowait({"type": CONNECTION_LOST})
 
-    Every stream subscribes its user's group and unsubscribes it at the end: two
-    commands per stream on the one subscriber connection. The changes asked for in one
-    event-loop turn are sent together, in order (one ``SUBSCRIBE`` or ``UNSUBSCRIBE``
-    per run of the same kind), and each caller returns once its change is written, so
-    a stream is still subscribed before it can be queued.
-    """
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.cancel()
+            await asyncio.gather(self.listener, return_exceptions=True)
+            self.listener = None
+        self.subscribed.clear()
+        self.channels.clear()
+        self.groups.clear()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._changes: list[tuple[str, str, asyncio.Future]] = []
-        self._sender: asyncio.Task | None = None
+    # -- the subscriber connection ---------------------------------------------------
 
-    def start_listener(self) -> None:
-        self._ensure_redis()
-        self._ensure_receiver()
-
-    @property
-    def listener_connected(self) -> bool:
-        connection = self._pubsub.connection if self._pubsub is not None else None
-        return connection is not None and connection.is_connected
-
-    async def publish(self, channel: str, message: bytes) -> None:
-        # Publishing needs none of the lock that orders (un)subscribes, and waiting behind
-        # them is costly (bench/README.md). It goes with the matcher calls of the same
-        # turn, on the project's command connections.
-        await command_batcher().execute("PUBLISH", channel, message)
-
-    async def subscribe(self, channel: str) -> None:
-        if channel not in self._subscribed_to:
-            # Marked at once, so that an unsubscribe asked for next is sent after it.
-            self._subscribed_to.add(channel)
-            await self._change(SUBSCRIBE, channel)
-
-    async def unsubscribe(self, channel: str) -> None:
-        if channel in self._subscribed_to:
-            self._subscribed_to.discard(channel)
-            await self._change(UNSUBSCRIBE, channel)
-
-    def _change(self, kind: str, channel: str) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self._changes.append((kind, channel, future))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.ensure_future(self._send_changes())
-        return future
-
-    async def _send_changes(self) -> None:
-        async with self._lock:
-            while self._changes:
-                kind, run = self._changes[0][0], []
-                while self._changes and self._changes[0][0] == kind:
-                    run.append(self._changes.pop(0))
-                channels = [channel for _, channel, _ in run]
-                error: BaseException | None = None
+    async def _listen(self) -> None:
+        pool = async_connection_pool(
+            **{**CONNECTION_OPTIONS, "decode_responses": False, "health_check_interval": 0},
+            retry=Retry(NoBackoff(), 0),  # this loop reconnects by itself
+            client_name=self.name,  # CLIENT LIST tells which connection is whose inbox
+        )
+        try:
+            while True:
+                connection = pool.make_connection()
                 try:
-                    if kind == SUBSCRIBE:
-                        await self._send_subscribe(channels)
-                    else:
-                        await self._send_unsubscribe(channels)
-                except Exception as failure:
-                    error = failure
-                for _, _, future in run:
-                    if not future.done():
-                        if error is None:
-                            future.set_result(None)
-                        else:
-                            future.set_exception(error)
+                    await connection.connect()
+                    await connection.send_command(
+                        "SUBSCRIBE", *(name.decode() for name in self._handlers), check_health=False
+                    )
+                    await self._read(connection)
+                except (RedisError, OSError) as error:  # OSError includes TimeoutError
+                    self._lost(error)
+                except Exception as error:
+                    logger.exception("pubsub_receive_failed")
+                    self._lost(error)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await connection.disconnect(nowait=True)
+                await asyncio.sleep(RECONNECT_INTERVAL)
+        finally:
+            await pool.disconnect()
 
-    async def _send_subscribe(self, channels: list[str]) -> None:
-        self._ensure_redis()
-        self._ensure_receiver()
-        try:
-            await self._pubsub.subscribe(*channels)
-        except BaseException:
-            # Not subscribed; unless asked again since, forget them.
-            asked_again = {c for kind, c, _ in self._changes if kind == SUBSCRIBE}
-            self._subscribed_to.difference_update(set(channels) - asked_again)
-            raise
+    def _lost(self, error: BaseException) -> None:
+        """The connection failed: once per outage, log it and tell every local stream."""
+        self.subscribed.clear()
+        if not self._down:
+            self._down = True
+            log_event(logger, "pubsub_down", logging.WARNING, error=str(error))
+            self.connection_lost()
 
-    async def _send_unsubscribe(self, channels: list[str]) -> None:
-        try:
-            await self._pubsub.unsubscribe(*channels)
-        except (RedisError, OSError):
-            # Unreachable: drop them locally, or the reconnect would subscribe them again.
-            for name in self._pubsub._normalize_keys(dict.fromkeys(channels)):
-                self._pubsub.channels.pop(name, None)
-                self._pubsub.pending_unsubscribe_channels.discard(name)
+    async def _read(self, connection: Any) -> None:
+        """Hand on every message the connection brings, until it fails.
 
-    async def _do_receiving(self) -> None:
-        connected = True
+        Each wake-up parses all that one read brought, so a burst of notifications costs
+        one wake-up, not one per message. The socket is read past redis-py's own
+        parser, which has nothing buffered once the connection's handshake is done.
+        """
+        reader = hiredis.Reader()
+        stream: asyncio.StreamReader = connection._reader
+        confirmed: set[bytes] = set()
+        pinged = False
         while True:
             try:
-                pubsub = self._pubsub
-                if pubsub is None:
-                    message = None
-                    await asyncio.sleep(0.1)
-                else:
-                    if pubsub.connection is None:  # its first connection failed
-                        async with self._lock:
-                            await pubsub.connect()
-                    # Read even with nothing subscribed: a dropped connection is noticed
-                    # and reopened, for the next stream and for /status.
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-                if not connected:
-                    connected = True
-                    log_event(logger, "pubsub_restored")
-                self._receive_message(message)
-            except (asyncio.CancelledError, GeneratorExit):
-                raise
-            except (RedisError, OSError) as error:  # OSError includes TimeoutError
-                if connected:
-                    connected = False
-                    log_event(logger, "pubsub_down", logging.WARNING, error=str(error))
-                    self.channel_layer.connection_lost()
-                await asyncio.sleep(RECONNECT_INTERVAL)
-            except Exception:
-                logger.exception("pubsub_receive_failed")
-                await asyncio.sleep(RECONNECT_INTERVAL)
+                async with asyncio.timeout(
+                    CONNECTION_OPTIONS["socket_timeout"] if pinged else IDLE_PING_SECONDS
+                ):
+                    data = await stream.read(READ_SIZE)
+            except TimeoutError:
+                if pinged:
+                    raise RedisTimeoutError("No answer to PING from pub/sub.") from None
+                await connection.send_command("PING", check_health=False)
+                pinged = True
+                continue
+            if not data:
+                raise RedisConnectionError("Connection closed by server.")
+            pinged = False
+            reader.feed(data)
+            while (reply := reader.gets()) is not False:
+                if isinstance(reply, Exception):
+                    raise reply
+                kind = reply[0]
+                if kind == b"message":
+                    try:
+                        self._handlers[reply[1]](reply[2])
+                    except Exception:  # one bad message must not cost the connection
+                        logger.exception("pubsub_message_failed")
+                elif kind == b"subscribe":
+                    confirmed.add(reply[1])
+                    if len(confirmed) == len(self._handlers):
+                        self.subscribed.set()
+                        if self._down:
+                            self._down = False
+                            log_event(logger, "pubsub_restored")
+
+    def _on_inbox(self, data: bytes) -> None:
+        channel, message = json.loads(data)
+        self.deliver(channel, message)
+
+    def _on_broadcast(self, data: bytes) -> None:
+        group, message = json.loads(data)
+        for channel in self.groups.get(group, ()):
+            self.deliver(channel, dict(message))
+
+
+def _flush_before_close(layer: RedisInboxChannelLayer, loop: asyncio.AbstractEventLoop) -> None:
+    """Close the loop's inbox when the loop closes (tests run several loops)."""
+    original = loop.close
+
+    def close(self: asyncio.AbstractEventLoop) -> None:
+        inbox = layer._inboxes.pop(loop, None)
+        if inbox is not None and not loop.is_running():
+            loop.run_until_complete(inbox.close())
+        self.close = original
+        original()
+
+    loop.close = types.MethodType(close, loop)

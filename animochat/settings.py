@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 
 from animochat.config import ConfigError, load_config, project_dir
-from animochat.redis_client import SENTINEL_OPTIONS, sentinel_connection_options
+from animochat.redis_client import SENTINEL_OPTIONS
 
 # The checkout, or the working directory of an installed service (see project_dir).
 BASE_DIR = project_dir()
@@ -117,24 +117,14 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # Pub/sub channels ignore Redis database numbers, so the database is part of the
 # prefix: deployments (or test runs) sharing one Redis never hear each other.
 _REDIS_DB = urlsplit(CONFIG.redis_url).path.strip("/") or "0"
-# channels_redis' pub/sub layer, quiet and outage-aware (see animochat/channel_layer.py).
+# One Redis inbox per process (see animochat/channel_layer.py); it connects to the
+# project's Redis, through Sentinel when REDIS_SENTINELS is set, as the other clients do.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "animochat.channel_layer.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [CONFIG.redis_url], "prefix": f"animochat.db{_REDIS_DB}."},
+        "BACKEND": "animochat.channel_layer.RedisInboxChannelLayer",
+        "CONFIG": {"prefix": f"animochat.db{_REDIS_DB}."},
     }
 }
-if CONFIG.redis_sentinels:
-    # channels_redis' own Sentinel host form: its subscriber connection asks Sentinel
-    # for the primary at each (re)connect. Publishes use the project's command client.
-    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
-        {
-            "sentinels": CONFIG.redis_sentinels,
-            "master_name": CONFIG.redis_master_name,
-            "sentinel_kwargs": SENTINEL_OPTIONS,
-            **sentinel_connection_options(CONFIG.redis_url),
-        }
-    ]
 
 # Django's standard set; `manage.py ensure_admin` applies them too.
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,8 +1,9 @@
 """COMPARISON ONLY (not product code): ``GET /matchmaking`` as a Django async view.
 
-The same steps as ``matchmaking.consumers.MatchmakingStreamConsumer`` (join the user's
-group, replace an older stream, one matcher call, wait for the notification with
-keepalives, give the place back on the way out), written the ordinary Django way:
+The same steps as ``matchmaking.consumers.MatchmakingStreamConsumer`` (a channel of the
+process's inbox as the lease token, replace an older stream, one matcher call, wait for
+the notification with keepalives, give the place back on the way out), written the
+ordinary Django way:
 an async view returning ``StreamingHttpResponse`` through the full middleware stack.
 ``bench.stream saturation --app view`` measures it against the raw ASGI consumer.
 Validation errors and maintenance are left out: the benchmark never triggers them.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import uuid
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "animochat.settings")
 
@@ -35,14 +35,12 @@ from matchmaking.validation import normalize_interests  # noqa: E402
 async def matchmaking_view(request):
     user_id = validate_user_id(request.GET.get("userId"))
     interests = normalize_interests(request.GET.get("interest", ""))
-    token = uuid.uuid4().hex
     layer = get_channel_layer()
-    channel = await layer.new_channel()
-    group = notifications.user_group(user_id)
-    await layer.group_add(group, channel)
+    token = channel = await layer.new_channel()
     await layer.group_add(notifications.BROADCAST_GROUP, channel)
-    await notifications.send_to_user(user_id, notifications.STREAM_REPLACED, token=token)
     result = await services.enqueue_or_match(user_id, interests, token)
+    if result.replaced_token:
+        await notifications.send(result.replaced_token, notifications.STREAM_REPLACED)
 
     async def stream():
         queued = result.state == services.WAITING_STATE
@@ -61,8 +59,7 @@ async def matchmaking_view(request):
                     await services.renew_lease(user_id, token)
                     yield KEEPALIVE_COMMENT
                     continue
-                is_match = message.get("type") == notifications.MATCH_FOUND
-                if is_match and message.get("token") == token:
+                if message.get("type") == notifications.MATCH_FOUND:
                     queued = False
                     yield encode_event(message["event"])
         finally:
@@ -70,8 +67,7 @@ async def matchmaking_view(request):
                 with contextlib.suppress(Exception):
                     await services.leave_queues(user_id, token)
             with contextlib.suppress(Exception):
-                await layer.group_discard(group, channel)
-                await layer.group_discard(notifications.BROADCAST_GROUP, channel)
+                await notifications.release_channel(channel)
 
     response = StreamingHttpResponse(stream(), content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"

@@ -7,11 +7,13 @@ view: the stream must listen to the client (for disconnects), to the Channels la
 (for notifications) and to a keepalive timer at once, which ``AsyncHttpConsumer``
 cannot do once ``handle()`` runs, at a fraction of a Django view's per-request cost.
 
-The order of steps makes notifications lossless: the stream opens its subscription
-*before* the matcher can queue the user, so a partner arriving a microsecond later
-always finds someone listening. A stream whose notification was lost
-anyway (a Redis blip) learns of its match from the session store at the next keepalive,
-but only once the arriving side, holding the matcher's reply, has confirmed it.
+Notifications are lossless by construction: the stream's channel, which its process
+listens on before the channel exists, is the token of the lease that holds the user's
+place, so whoever takes or ends that place (a partner arriving a microsecond later, a
+newer stream, a cancel) learns where to tell the stream from the same atomic script.
+A stream whose notification was lost anyway (a Redis blip) learns of its match from
+the session store at the next keepalive, but only once the arriving side, holding the
+matcher's reply, has confirmed it.
 """
 
 from __future__ import annotations
@@ -60,13 +62,18 @@ class MatchmakingStreamConsumer:
         self.scope, self.receive = scope, receive
         self.headers = request_headers(scope)
         self.stream = EventStream(send, self.headers.get("origin"), settings.SSE_RETRY_MS)
-        self.token = uuid.uuid4().hex
+        self.token = uuid.uuid4().hex  # names the stream in its ended id and stream slot
         self.user_id = ""  # once the request is read
         self.interests: list[str] = []  # the user's, for the estimated wait
         self.slot_client = ""  # the client address holding a stream slot, once claimed
         # Unconfirmed matches that took this stream's place: when each was first seen.
         self.pending_seen: dict[str, float] = {}
         self.subscription = notifications.Subscription()
+
+    @property
+    def channel(self) -> str:
+        """The stream's channel, once subscribed: also the token of the user's lease."""
+        return self.subscription.channel
 
     async def handle(self) -> None:
         await read_body(self.receive)
@@ -140,14 +147,12 @@ class MatchmakingStreamConsumer:
         user_id, self.interests, started = request.user_id, request.interests, time.monotonic()
         queued = False
         try:
-            await self.subscription.open(user_id)
+            await self.subscription.open()
             result = await services.enqueue_or_match(
-                user_id, self.interests, self.token, request.fallback_after
+                user_id, self.interests, self.channel, request.fallback_after
             )
             if result.replaced_token:  # an older stream held the place: it must close
-                await notifications.send_to_user(
-                    user_id, notifications.STREAM_REPLACED, token=self.token
-                )
+                await notifications.send(result.replaced_token, notifications.STREAM_REPLACED)
             if result.state == services.MATCHED_STATE:
                 return await self.on_matched_here(result, started)
             if result.state == services.MAINTENANCE_STATE:
@@ -191,7 +196,7 @@ class MatchmakingStreamConsumer:
     async def on_matched_here(self, result: services.MatchResult, started: float) -> str:
         """Confirm the match this stream's call made and tell both sides (the user is
         told to retry if the partner undid it first)."""
-        confirmed = await services.complete_match(result, self.user_id, self.token)
+        confirmed = await services.complete_match(result, self.user_id, self.channel)
         if confirmed is None:
             log_event(logger, "match_undone", user=self.user_id, chatId=result.chat_id)
             await self.stream.reply(503, events.service_unavailable())
@@ -214,7 +219,7 @@ class MatchmakingStreamConsumer:
         return "matched"
 
     async def leave(self, outcome: str, started: float) -> None:
-        removed = await services.leave_queues(self.user_id, self.token)
+        removed = await services.leave_queues(self.user_id, self.channel)
         log_event(logger, outcome, user=self.user_id, removed=removed, waitedMs=ms(started))
 
     async def wait(self, started: float, fallback_after: float | None) -> str:
@@ -256,7 +261,7 @@ class MatchmakingStreamConsumer:
     async def on_wait_timeout(self, started: float) -> str | None:
         """MAX_WAIT_SECONDS have passed: give the place back first, so a partner arriving
         meanwhile is never matched with a user told the search stopped; then say so."""
-        if not await services.leave_queues(self.user_id, self.token):
+        if not await services.leave_queues(self.user_id, self.channel):
             return await self.on_keepalive()  # matched, replaced or cancelled just now
         log_event(logger, "wait_timeout", user=self.user_id, waitedMs=ms(started))
         await self.end_with(events.wait_timeout(), stream_ids.WAIT_TIMEOUT)
@@ -264,7 +269,7 @@ class MatchmakingStreamConsumer:
 
     async def on_fallback_time(self, started: float) -> str | None:
         """The user waited ``fallbackAfter`` seconds: anyone past theirs will do now."""
-        result = await services.enter_fallback(self.user_id, self.token)
+        result = await services.enter_fallback(self.user_id, self.channel)
         if result.state != services.MATCHED_STATE:
             return None  # still waiting (now for anyone too), or already taken care of
         return await self.on_matched_here(result, started)
@@ -272,7 +277,7 @@ class MatchmakingStreamConsumer:
     async def on_keepalive(self) -> str | None:
         if self.slot_client:
             services.renew_stream_slot(self.slot_client, self.token)
-        lease = await services.renew_lease(self.user_id, self.token, self.interests)
+        lease = await services.renew_lease(self.user_id, self.channel, self.interests)
         if lease.state == services.WAITING_STATE:
             await self.stream.event(events.waiting(lease), comment=KEEPALIVE_COMMENT)
             return None
@@ -280,7 +285,7 @@ class MatchmakingStreamConsumer:
             await self.end_with(events.replaced(), stream_ids.REPLACED)
             return "replaced"
         # No lease: matched while the notification was lost, or the place is gone.
-        settled = await services.settle_lost_place(self.user_id, self.token, self.pending_seen)
+        settled = await services.settle_lost_place(self.user_id, self.channel, self.pending_seen)
         if settled.state == services.MATCHED_STATE:
             await self.stream.close(events.matched(settled, settled.partner), settled.chat_id)
             return "matched"
@@ -307,15 +312,11 @@ class MatchmakingStreamConsumer:
         handler = getattr(self, kind.replace(".", "_"), None) if "." in kind else None
         return await handler(message) if handler and not kind.startswith("_") else None
 
-    async def match_found(self, message: dict[str, Any]) -> str | None:
-        if message.get("token") != self.token:
-            return None  # meant for another stream of the user
+    async def match_found(self, message: dict[str, Any]) -> str:
         await self.stream.close(message["event"], message["event"]["chatId"])
         return "matched"
 
-    async def stream_replaced(self, message: dict[str, Any]) -> str | None:
-        if message.get("token") == self.token:
-            return None  # this stream's own announcement
+    async def stream_replaced(self, message: dict[str, Any]) -> str:
         await self.end_with(events.replaced(), stream_ids.REPLACED)
         return "replaced"
 

@@ -1,16 +1,17 @@
 """Messages to open matchmaking streams, carried by the Channels layer.
 
-Every stream joins its user's group (named from a hash of the user id, since group
-names allow only a few ASCII characters) and the broadcast group of all streams.
-With the Redis pub/sub layer a group is a Redis channel, so a message reaches the
-stream whichever server process holds it.
+A stream's channel (see :mod:`animochat.channel_layer`) names the server process that
+holds it, so a message sent to it reaches that process's stream directly. Whoever must
+reach a waiting stream finds its channel where the stream keeps its place: the token of
+the user's lease *is* the channel name, and the matcher's scripts hand it back (the
+partner's, an older stream's that was replaced, a cancelled one's). Every stream also
+joins the broadcast group of all streams, for maintenance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -26,12 +27,15 @@ STREAM_CANCELLED = "stream.cancelled"
 SERVICE_MAINTENANCE = "service.maintenance"
 
 
-def user_group(user_id: str) -> str:
-    return "user." + hashlib.sha256(user_id.encode()).hexdigest()[:40]
+async def send(channel: str, message_type: str, **payload: Any) -> None:
+    """Tell the stream listening on ``channel``; nothing if it is gone.
 
-
-async def send_to_user(user_id: str, message_type: str, **payload: Any) -> None:
-    await get_channel_layer().group_send(user_group(user_id), {"type": message_type, **payload})
+    A lease token that names no process (a stream of a version before process inboxes,
+    during a rolling deploy) is skipped: that stream learns at its next keepalive.
+    """
+    if "!" not in channel:
+        return
+    await get_channel_layer().send(channel, {"type": message_type, **payload})
 
 
 async def broadcast(message_type: str, **payload: Any) -> None:
@@ -39,32 +43,23 @@ async def broadcast(message_type: str, **payload: Any) -> None:
 
 
 async def release_channel(channel: str) -> None:
-    """Free a channel made by ``new_channel()``: its queue and its Redis subscription.
-
-    channels_redis frees one only when a ``receive()`` on it is cancelled, which a
-    stream that never waited (matched at once, refused) never does: without this, every
-    such stream left a subscription behind. Layers without the method need nothing.
-    """
-    release = getattr(get_channel_layer(), "release_channel", None)
-    if release is not None:
-        await release(channel)
+    """Free a channel made by ``new_channel()``: its queue and its group memberships."""
+    await get_channel_layer().release_channel(channel)
 
 
 class Subscription:
-    """What one stream hears: a channel of its own in its user's group and the
-    broadcast group. Messages sent once it is open wait in the channel until read."""
+    """What one stream hears: a channel of its own (in this process's inbox, so no
+    Redis subscription of its own) in the broadcast group. Messages sent once it is
+    open wait in the channel until read."""
 
     def __init__(self) -> None:
         self.channel = ""
-        self.groups: tuple[str, ...] = ()
         self.next: asyncio.Future | None = None  # the pending receive(), once started
 
-    async def open(self, user_id: str) -> None:
+    async def open(self) -> None:
         layer = get_channel_layer()
         self.channel = await layer.new_channel()
-        self.groups = (user_group(user_id), BROADCAST_GROUP)
-        for group in self.groups:
-            await layer.group_add(group, self.channel)
+        await layer.group_add(BROADCAST_GROUP, self.channel)
 
     def receive(self) -> asyncio.Future:
         """Start reading the next message; its future is also ``self.next``."""
@@ -72,32 +67,17 @@ class Subscription:
         return self.next
 
     async def close(self) -> None:
-        """Leave the groups and free the channel, whatever state Redis is in."""
+        """Free the channel (and so its group), whatever state Redis is in."""
         if self.next is not None:
             self.next.cancel()
-        if not self.channel:
-            return
-        layer = get_channel_layer()
-        with contextlib.suppress(Exception):
-            for group in self.groups:
-                await layer.group_discard(group, self.channel)
-        with contextlib.suppress(Exception):
-            await release_channel(self.channel)
+        if self.channel:
+            with contextlib.suppress(Exception):
+                await release_channel(self.channel)
 
 
 def subscriber_state() -> str:
     """State of this process's pub/sub connection: ``ready``, ``idle`` or ``down``.
 
-    ``idle`` means no stream has subscribed yet, so no connection was needed.
-    Reads channels_redis internals defensively: a layer without them reports ``idle``.
+    ``idle`` means nothing has needed the connection yet (no stream, no probe).
     """
-    layer = get_channel_layer()
-    loop_layer = getattr(layer, "_get_layer", None)
-    shards = getattr(loop_layer(), "_shards", []) if loop_layer else []
-    pubsubs = [getattr(shard, "_pubsub", None) for shard in shards]
-    connections = [getattr(p, "connection", None) for p in pubsubs if p is not None]
-    if not connections:
-        return "idle"
-    if all(c is not None and c.is_connected for c in connections):
-        return "ready"
-    return "down"
+    return get_channel_layer().subscriber_state()

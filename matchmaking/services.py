@@ -340,10 +340,9 @@ async def complete_match(result: MatchResult, user_id: str, token: str) -> Match
     """
     confirmed = await confirm_match(result, user_id, token)
     if confirmed is not None and confirmed.tell_partner:
-        await notifications.send_to_user(
-            confirmed.partner,
+        await notifications.send(
+            confirmed.partner_token,
             notifications.MATCH_FOUND,
-            token=confirmed.partner_token,
             event=events.matched(confirmed, user_id),
         )
     return confirmed
@@ -474,13 +473,16 @@ async def release_stream_slot(client: str, token: str) -> None:
 
 async def leave_queues(user_id: str, token: str = "") -> bool:
     """Remove the user from every queue (only if ``token`` still owns their place)."""
-    return await store.leave_queues(user_id, token)
+    removed, _ = await store.leave_queues(user_id, token)
+    return removed
 
 
 async def cancel_matchmaking(user_id: str) -> bool:
-    """Take the user out of every queue and close their open stream, wherever it is."""
-    was_waiting = await store.leave_queues(user_id, "")
-    await notifications.send_to_user(user_id, notifications.STREAM_CANCELLED)
+    """Take the user out of every queue and close their waiting stream, wherever it is
+    (the lease names its channel)."""
+    was_waiting, stream = await store.leave_queues(user_id, "")
+    if stream:
+        await notifications.send(stream, notifications.STREAM_CANCELLED)
     return was_waiting
 
 

@@ -151,8 +151,11 @@ async def renew_lease(user_id: str, token: str, lease_ms: int) -> list:
     return await RENEW_LEASE(user_id, token, lease_ms)
 
 
-async def leave_queues(user_id: str, token: str) -> bool:
-    return bool(await LEAVE_QUEUES(user_id, token))
+async def leave_queues(user_id: str, token: str) -> tuple[bool, str]:
+    """Whether the user was waiting and is removed, and the token of the stream that
+    held their place ('' if none); see ``lua/leave_queues.lua``."""
+    removed, owner = await LEAVE_QUEUES(user_id, token)
+    return bool(removed), owner
 
 
 def sweep_lapsed_waiters(client: redis.Redis, cursor: int, count: int) -> tuple[int, int]:

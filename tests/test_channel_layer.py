@@ -1,74 +1,146 @@
-"""The project's pub/sub channel layer against a real Redis: batched (un)subscriptions."""
+"""The project's Channels layer against a real Redis: one inbox subscription per process.
+
+Two layer objects on one event loop stand for two server processes: each has an inbox
+of its own and knows nothing of the other's channels but their names.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from django.conf import settings
+import redis
 
-from animochat.channel_layer import RedisPubSubChannelLayer
+from animochat.channel_layer import CONNECTION_LOST, RedisInboxChannelLayer
 from animochat.redis_client import close_redis
+
+PREFIX = "test.layer."
 
 
 @pytest.fixture
-async def layer():
-    layer = RedisPubSubChannelLayer(hosts=[settings.REDIS_URL], prefix="test.layer.")
-    yield layer
-    await layer.flush()
+async def processes():
+    layers = [RedisInboxChannelLayer(prefix=PREFIX) for _ in range(2)]
+    yield layers
+    for layer in layers:
+        await layer.flush()
     await close_redis()
 
 
-def count_subscribe_commands(layer, monkeypatch) -> list[tuple[str, ...]]:
-    """Records the channel names of each SUBSCRIBE the shard sends."""
-    shard = layer._get_layer()._shards[0]
-    shard._ensure_redis()
-    sent: list[tuple[str, ...]] = []
-    real = shard._pubsub.subscribe
-
-    async def recording_subscribe(*channels):
-        sent.append(channels)
-        return await real(*channels)
-
-    monkeypatch.setattr(shard._pubsub, "subscribe", recording_subscribe)
-    return sent
+def inbox_name(channel: str) -> str:
+    return channel.partition("!")[0]
 
 
-async def subscribers(aredis, layer, group: str) -> int:
-    name = layer._get_layer()._get_group_channel_name(group)
-    [(_, count)] = await aredis.pubsub_numsub(name)
-    return count
+def subscriber(client: redis.Redis, inbox: str) -> dict | None:
+    """The subscriber connection of ``inbox``'s process, as CLIENT LIST shows it."""
+    found = [c for c in client.client_list(_type="pubsub") if c["name"] == inbox]
+    return found[0] if found else None
 
 
-async def test_groups_joined_in_one_turn_share_one_subscribe(layer, monkeypatch, aredis):
-    sent = count_subscribe_commands(layer, monkeypatch)
-    channels = [await layer.new_channel() for _ in range(30)]
-    await asyncio.gather(*(layer.group_add(f"g{n}", c) for n, c in enumerate(channels)))
-    assert len(sent) == 1 and len(sent[0]) == 30
-    # Every subscription is real: each group's message reaches its channel only.
-    for n in range(30):
-        await layer.group_send(f"g{n}", {"type": "hello", "n": n})
-    for n, channel in enumerate(channels):
-        message = await asyncio.wait_for(layer.receive(channel), 5)
-        assert message == {"type": "hello", "n": n}
+def layer_channels(client: redis.Redis) -> set[bytes]:
+    return set(client.pubsub_channels(PREFIX + "*"))
 
 
-async def test_leave_and_rejoin_in_one_turn_stays_subscribed(layer, aredis):
-    first, second = await layer.new_channel(), await layer.new_channel()
-    await layer.group_add("user.x", first)
-    # The first stream leaves as the next one joins: sent in order, the rejoin wins.
-    await asyncio.gather(layer.group_discard("user.x", first), layer.group_add("user.x", second))
-    assert await subscribers(aredis, layer, "user.x") == 1
-    await layer.group_send("user.x", {"type": "match"})
-    assert await asyncio.wait_for(layer.receive(second), 5) == {"type": "match"}
+async def test_many_channels_share_one_subscription(processes, clean_redis):
+    layer, _ = processes
+    first = await layer.new_channel()
+    subscribed = layer_channels(clean_redis)
+    channels = [first] + [await layer.new_channel() for _ in range(50)]
+    # The inbox and the broadcast channel, on one connection, whatever the channel count.
+    assert {inbox_name(c) for c in channels} == {inbox_name(first)}
+    assert layer_channels(clean_redis) == subscribed
+    assert subscribed == {inbox_name(first).encode(), (PREFIX + "broadcast").encode()}
+    assert subscriber(clean_redis, inbox_name(first))["sub"] == "2"
+    assert clean_redis.pubsub_numsub(inbox_name(first)) == [(inbox_name(first).encode(), 1)]
 
 
-async def test_join_and_leave_in_one_turn_leaves_no_subscription(layer, aredis):
-    channels = [await layer.new_channel() for _ in range(10)]
+async def test_a_message_reaches_a_channel_of_another_process(processes):
+    here, there = processes
+    mine, theirs = await here.new_channel(), await there.new_channel()
+    assert inbox_name(mine) != inbox_name(theirs)
+    await here.send(theirs, {"type": "match.found", "event": {"chatId": "c1"}})
+    await there.send(mine, {"type": "stream.replaced"})
+    assert await asyncio.wait_for(there.receive(theirs), 5) == {
+        "type": "match.found",
+        "event": {"chatId": "c1"},
+    }
+    assert await asyncio.wait_for(here.receive(mine), 5) == {"type": "stream.replaced"}
+
+
+async def test_a_burst_arrives_whole(processes):
+    here, there = processes
+    channels = [await there.new_channel() for _ in range(5)]
     await asyncio.gather(
-        *(layer.group_add(f"h{n}", c) for n, c in enumerate(channels)),
-        *(layer.group_discard(f"h{n}", c) for n, c in enumerate(channels)),
+        *(here.send(c, {"type": "n", "n": n}) for n in range(200) for c in channels)
     )
-    for n in range(10):
-        assert await subscribers(aredis, layer, f"h{n}") == 0
-    assert layer._get_layer()._shards[0]._subscribed_to == set()
+    for channel in channels:
+        received = [await asyncio.wait_for(there.receive(channel), 5) for _ in range(200)]
+        assert sorted(m["n"] for m in received) == list(range(200))
+
+
+async def test_messages_sent_one_after_another_arrive_in_order(processes):
+    here, there = processes
+    channel = await there.new_channel()
+    for n in range(50):
+        await here.send(channel, {"type": "n", "n": n})
+    received = [await asyncio.wait_for(there.receive(channel), 5) for _ in range(50)]
+    assert [m["n"] for m in received] == list(range(50))
+
+
+async def test_a_message_to_a_released_channel_is_dropped(processes):
+    here, there = processes
+    gone, kept = await there.new_channel(), await there.new_channel()
+    await there.release_channel(gone)
+    await here.send(gone, {"type": "lost"})
+    await here.send(kept, {"type": "kept"})
+    assert await asyncio.wait_for(there.receive(kept), 5) == {"type": "kept"}
+    assert gone not in there._inbox().channels
+
+
+async def test_group_send_reaches_members_in_every_process(processes):
+    here, there = processes
+    members = [await here.new_channel(), await there.new_channel(), await there.new_channel()]
+    outsider = await there.new_channel()
+    for channel, layer in zip(members, (here, there, there), strict=True):
+        await layer.group_add("everyone", channel)
+    await there.group_discard("everyone", members[2])
+    await here.group_send("everyone", {"type": "service.maintenance", "message": "soon"})
+    for channel, layer in zip(members[:2], (here, there), strict=True):
+        message = await asyncio.wait_for(layer.receive(channel), 5)
+        assert message == {"type": "service.maintenance", "message": "soon"}
+    await here.send(outsider, {"type": "next"})
+    # Neither the outsider nor the member that left got the group's message.
+    assert await asyncio.wait_for(there.receive(outsider), 5) == {"type": "next"}
+    assert there._inbox().channels[members[2]].empty()
+
+
+async def test_a_dropped_connection_is_told_to_every_channel_then_resubscribed(
+    processes, clean_redis
+):
+    here, there = processes
+    channels = [await there.new_channel() for _ in range(3)]
+    inbox = inbox_name(channels[0])
+    first = subscriber(clean_redis, inbox)
+    clean_redis.client_kill_filter(_id=first["id"])
+    for channel in channels:
+        assert await asyncio.wait_for(there.receive(channel), 5) == {"type": CONNECTION_LOST}
+    assert await there.listener_connected(5)
+    again = subscriber(clean_redis, inbox)
+    assert again["id"] != first["id"] and again["sub"] == "2"
+    await here.send(channels[0], {"type": "after"})
+    assert await asyncio.wait_for(there.receive(channels[0]), 5) == {"type": "after"}
+
+
+async def test_subscriber_state_until_first_use(processes):
+    layer, _ = processes
+    assert layer.subscriber_state() == "idle"
+    assert await layer.listener_connected(5)
+    assert layer.subscriber_state() == "ready"
+
+
+async def test_a_channel_of_another_process_cannot_be_received_on(processes):
+    here, there = processes
+    theirs = await there.new_channel()
+    with pytest.raises(ValueError, match="another process"):
+        await here.receive(theirs)
+    with pytest.raises(ValueError, match="process-specific"):
+        await here.send("plain.channel", {"type": "x"})

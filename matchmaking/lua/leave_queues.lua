@@ -5,12 +5,15 @@
 -- ARGV[2] stream token, or '' to remove whichever stream holds the place (cancel).
 --         With a token, nothing happens unless that stream still owns the lease, so a
 --         replaced stream closing late never removes its successor's place.
--- Returns 1 if the user was waiting and has been removed, else 0.
+-- Returns {1 if the user was waiting and has been removed else 0, the token of the
+-- stream that held the place ('' if none)}: a cancel tells that stream (its token is
+-- the Channels channel it listens on).
 
 local user, token = ARGV[1], ARGV[2]
 local lease = 'lease:' .. user
-if token ~= '' and redis.call('GET', lease) ~= token then
-  return 0
+local owner = redis.call('GET', lease) or ''
+if token ~= '' and owner ~= token then
+  return {0, ''}
 end
 redis.call('DEL', lease)
-return leave_queues(user)
+return {leave_queues(user), owner}
