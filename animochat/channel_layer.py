@@ -111,13 +111,16 @@ class RedisInboxChannelLayer(BaseChannelLayer):
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Deliver ``message`` to a channel made by :meth:`new_channel` in any process.
 
-        Nothing happens when the channel's process or the channel itself is gone.
+        Nothing happens when the channel's process or the channel itself is gone, nor
+        for a name that is not process-specific (no process of this layer listens on
+        one; a stream of an older version, during a rolling deploy, learns at its next
+        keepalive).
         """
         assert isinstance(message, dict), "message is not a dict"
         assert self.require_valid_channel_name(channel)
         target, bang, _ = channel.partition("!")
         if not bang:
-            raise ValueError(f"{channel!r} is not a process-specific channel name")
+            return
         inbox = self._inbox(start=False)
         if target == inbox.name:
             inbox.deliver(channel, dict(message))

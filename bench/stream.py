@@ -55,7 +55,7 @@ APPS = {
     "view": "bench.view_comparison:application",
 }
 LAYERS = {
-    "pubsub": "animochat.settings",  # the product's RedisPubSubChannelLayer
+    "pubsub": "animochat.settings",  # the product's RedisInboxChannelLayer
     "core": "bench.settings_core_layer",  # comparison: channels_redis core layer
     "upstream": "bench.settings_upstream_pubsub_layer",  # comparison: the class it extends
 }

@@ -28,13 +28,7 @@ SERVICE_MAINTENANCE = "service.maintenance"
 
 
 async def send(channel: str, message_type: str, **payload: Any) -> None:
-    """Tell the stream listening on ``channel``; nothing if it is gone.
-
-    A lease token that names no process (a stream of a version before process inboxes,
-    during a rolling deploy) is skipped: that stream learns at its next keepalive.
-    """
-    if "!" not in channel:
-        return
+    """Tell the stream listening on ``channel``; nothing if it is gone."""
     await get_channel_layer().send(channel, {"type": message_type, **payload})
 
 
@@ -43,8 +37,13 @@ async def broadcast(message_type: str, **payload: Any) -> None:
 
 
 async def release_channel(channel: str) -> None:
-    """Free a channel made by ``new_channel()``: its queue and its group memberships."""
-    await get_channel_layer().release_channel(channel)
+    """Free a channel made by ``new_channel()``: its queue and its group memberships.
+
+    Other layers (``bench.stream --layer``) may lack the method and free it otherwise.
+    """
+    release = getattr(get_channel_layer(), "release_channel", None)
+    if release is not None:
+        await release(channel)
 
 
 class Subscription:
@@ -78,6 +77,8 @@ class Subscription:
 def subscriber_state() -> str:
     """State of this process's pub/sub connection: ``ready``, ``idle`` or ``down``.
 
-    ``idle`` means nothing has needed the connection yet (no stream, no probe).
+    ``idle`` means nothing has needed the connection yet (no stream, no probe), and is
+    what a layer without the method reports.
     """
-    return get_channel_layer().subscriber_state()
+    state = getattr(get_channel_layer(), "subscriber_state", None)
+    return state() if state is not None else "idle"
