@@ -146,7 +146,9 @@ class CpuMeter:
     def shares(self, before: dict[str, float], seconds: float) -> dict[str, float]:
         """CPU used per process (1.0 = one core) and by everyone else on the machine."""
         after = self.sample()
-        shares = {name: round((after[name] - before[name]) / seconds, 2) for name in before}
+        # Four decimals: at a few dozen pairs/s on a busy machine, two would make the
+        # per-pair figures below off by several per cent.
+        shares = {name: round((after[name] - before[name]) / seconds, 4) for name in before}
         # "machine" is the share of both cores busy; "others" what other users took.
         ours = sum(v for k, v in shares.items() if k != "machine")
         shares["others"] = round(max(0.0, shares["machine"] * psutil.cpu_count() - ours), 2)
@@ -313,6 +315,7 @@ async def saturation_run(
     done = [p for p in tally.pairs if measured_from <= p["done"] <= window_end]
     measured = time.perf_counter() - measured_from
     cpu = meter.shares(before, measured)
+    completed = len([p for p in tally.pairs if p["done"] >= measured_from])
     return {
         "concurrency": concurrency,
         "seconds": seconds,
@@ -321,9 +324,10 @@ async def saturation_run(
         "notify_ms": summary_ms([p["notify_ms"] for p in done]),
         "cpu_share": cpu,
         # CPU over the whole measured time, including pairs finishing after the window.
-        "daphne_cpu_ms_per_pair": cpu_ms_per_pair(
-            cpu, measured, len([p for p in tally.pairs if p["done"] >= measured_from])
-        ),
+        "daphne_cpu_ms_per_pair": cpu_ms_per_pair(cpu, measured, completed),
+        "redis_cpu_us_per_pair": round(cpu["redis"] * measured * 1e6 / completed, 1)
+        if completed
+        else float("nan"),
     }
 
 
