@@ -473,14 +473,13 @@ async def release_stream_slot(client: str, token: str) -> None:
 
 async def leave_queues(user_id: str, token: str = "") -> bool:
     """Remove the user from every queue (only if ``token`` still owns their place)."""
-    removed, _ = await store.leave_queues(user_id, token)
-    return removed
+    return await store.leave_queues(user_id, token)
 
 
 async def cancel_matchmaking(user_id: str) -> bool:
     """Take the user out of every queue and close their waiting stream, wherever it is
     (the lease names its channel)."""
-    was_waiting, stream = await store.leave_queues(user_id, "")
+    was_waiting, stream = await store.cancel_waiting(user_id)
     if stream:
         await notifications.send(stream, notifications.STREAM_CANCELLED)
     return was_waiting

@@ -151,10 +151,16 @@ async def renew_lease(user_id: str, token: str, lease_ms: int) -> list:
     return await RENEW_LEASE(user_id, token, lease_ms)
 
 
-async def leave_queues(user_id: str, token: str) -> tuple[bool, str]:
-    """Whether the user was waiting and is removed, and the token of the stream that
-    held their place ('' if none); see ``lua/leave_queues.lua``."""
-    removed, owner = await LEAVE_QUEUES(user_id, token)
+async def leave_queues(user_id: str, token: str) -> bool:
+    """Whether the user was waiting and is removed; see ``lua/leave_queues.lua``."""
+    removed, _ = await LEAVE_QUEUES(user_id, token)
+    return bool(removed)
+
+
+async def cancel_waiting(user_id: str) -> tuple[bool, str]:
+    """:func:`leave_queues` for whichever stream holds the place: whether the user was
+    waiting, and that stream's token ('' if none), which is the channel to tell."""
+    removed, owner = await LEAVE_QUEUES(user_id, "")
     return bool(removed), owner
 
 
