@@ -67,6 +67,8 @@ RECONNECT_INTERVAL = 0.5
 # come within the socket timeout: a Redis that vanished without closing is noticed.
 IDLE_PING_SECONDS = float(CONNECTION_OPTIONS["health_check_interval"])
 READ_SIZE = 65536
+# How long the first streams of a process wait for its first subscription.
+FIRST_SUBSCRIBE_SECONDS = 10.0
 
 READY, IDLE, DOWN = "ready", "idle", "down"
 
@@ -101,9 +103,14 @@ class RedisInboxChannelLayer(BaseChannelLayer):
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """A channel of this process, ``"<inbox>!<prefix><random>"``, once the inbox is
-        subscribed; ``RedisConnectionError`` if it cannot be within the socket timeout."""
+        subscribed; ``RedisConnectionError`` if it is not in time: the socket timeout
+        once the subscriber has been connected (or failed), longer for its first
+        connection (a process just started on a busy machine)."""
         inbox = self._inbox()
-        await inbox.wait_subscribed(CONNECTION_OPTIONS["socket_timeout"])
+        first = not (inbox.down or inbox.subscribed_before)
+        await inbox.wait_subscribed(
+            FIRST_SUBSCRIBE_SECONDS if first else CONNECTION_OPTIONS["socket_timeout"]
+        )
         channel = f"{inbox.name}!{prefix}{uuid.uuid4().hex}"
         inbox.channels[channel] = asyncio.Queue()
         return channel
@@ -216,7 +223,8 @@ class Inbox:
             self.name.encode(): self._on_inbox,
             layer.broadcast_channel.encode(): self._on_broadcast,
         }
-        self._down = False  # logged pubsub_down, not yet pubsub_restored
+        self.down = False  # logged pubsub_down, not yet pubsub_restored
+        self.subscribed_before = False
 
     def start(self) -> None:
         if self.listener is None:
@@ -288,8 +296,8 @@ class Inbox:
     def _lost(self, error: BaseException) -> None:
         """The connection failed: once per outage, log it and tell every local stream."""
         self.subscribed.clear()
-        if not self._down:
-            self._down = True
+        if not self.down:
+            self.down = True
             log_event(logger, "pubsub_down", logging.WARNING, error=str(error))
             self.connection_lost()
 
@@ -333,8 +341,9 @@ class Inbox:
                     confirmed.add(reply[1])
                     if len(confirmed) == len(self._handlers):
                         self.subscribed.set()
-                        if self._down:
-                            self._down = False
+                        self.subscribed_before = True
+                        if self.down:
+                            self.down = False
                             log_event(logger, "pubsub_restored")
 
     def _on_inbox(self, data: bytes) -> None:
