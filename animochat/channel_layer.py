@@ -103,13 +103,15 @@ class RedisInboxChannelLayer(BaseChannelLayer):
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """A channel of this process, ``"<inbox>!<prefix><random>"``, once the inbox is
-        subscribed; ``RedisConnectionError`` if it is not in time: the socket timeout
-        once the subscriber has been connected (or failed), longer for its first
-        connection (a process just started on a busy machine)."""
+        subscribed; ``RedisConnectionError`` as soon as a connection attempt fails, or
+        if none succeeds in time: the socket timeout once the subscriber has been
+        connected, longer for its first connection (a process just started on a busy
+        machine)."""
         inbox = self._inbox()
         first = not (inbox.down or inbox.subscribed_before)
         await inbox.wait_subscribed(
-            FIRST_SUBSCRIBE_SECONDS if first else CONNECTION_OPTIONS["socket_timeout"]
+            FIRST_SUBSCRIBE_SECONDS if first else CONNECTION_OPTIONS["socket_timeout"],
+            until_failure=True,
         )
         channel = f"{inbox.name}!{prefix}{uuid.uuid4().hex}"
         inbox.channels[channel] = asyncio.Queue()
@@ -218,6 +220,7 @@ class Inbox:
         self.channels: dict[str, asyncio.Queue] = {}
         self.groups: dict[str, set[str]] = {}
         self.subscribed = asyncio.Event()
+        self.failed = asyncio.Event()  # the last connection attempt failed
         self.listener: asyncio.Task | None = None
         self._handlers = {
             self.name.encode(): self._on_inbox,
@@ -230,14 +233,20 @@ class Inbox:
         if self.listener is None:
             self.listener = asyncio.ensure_future(self._listen())
 
-    async def wait_subscribed(self, timeout: float) -> None:
+    async def wait_subscribed(self, timeout: float, until_failure: bool = False) -> None:
+        """Return once subscribed; ``RedisConnectionError`` after ``timeout``, or, with
+        ``until_failure``, as soon as a connection attempt fails."""
         if self.subscribed.is_set():
             return
+        waits = [self.subscribed.wait()] + ([self.failed.wait()] if until_failure else [])
+        tasks = [asyncio.ensure_future(wait) for wait in waits]
         try:
-            async with asyncio.timeout(timeout):
-                await self.subscribed.wait()
-        except TimeoutError:
-            raise RedisConnectionError("The pub/sub subscriber is not connected.") from None
+            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+        if not self.subscribed.is_set():
+            raise RedisConnectionError("The pub/sub subscriber is not connected.")
 
     def deliver(self, channel: str, message: dict[str, Any]) -> None:
         queue = self.channels.get(channel)
@@ -275,6 +284,7 @@ class Inbox:
         try:
             while True:
                 connection = pool.make_connection()
+                self.failed.clear()
                 try:
                     await connection.connect()
                     await connection.send_command(
@@ -296,6 +306,7 @@ class Inbox:
     def _lost(self, error: BaseException) -> None:
         """The connection failed: once per outage, log it and tell every local stream."""
         self.subscribed.clear()
+        self.failed.set()
         if not self.down:
             self.down = True
             log_event(logger, "pubsub_down", logging.WARNING, error=str(error))
