@@ -103,8 +103,9 @@ class RedisInboxChannelLayer(BaseChannelLayer):
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """A channel of this process, ``"<inbox>!<prefix><random>"``, once the inbox is
-        subscribed; ``RedisConnectionError`` as soon as a connection attempt fails, or
-        if none succeeds in time: the socket timeout once the subscriber has been
+        subscribed; ``RedisConnectionError`` as soon as a connection attempt made after
+        the call fails (within the reconnect interval while Redis is down), or if none
+        succeeds in time: the socket timeout once the subscriber has been
         connected, longer for its first connection (a process just started on a busy
         machine)."""
         inbox = self._inbox()
@@ -220,7 +221,10 @@ class Inbox:
         self.channels: dict[str, asyncio.Queue] = {}
         self.groups: dict[str, set[str]] = {}
         self.subscribed = asyncio.Event()
-        self.failed = asyncio.Event()  # the last connection attempt failed
+        # Resolved by the next failed connection attempt, then replaced: a waiter hears
+        # only of attempts made after it began, so one that began between a failure and
+        # the reconnect (Redis just restarted) waits for that reconnect.
+        self.next_failure: asyncio.Future = asyncio.get_running_loop().create_future()
         self.listener: asyncio.Task | None = None
         self._handlers = {
             self.name.encode(): self._on_inbox,
@@ -235,16 +239,15 @@ class Inbox:
 
     async def wait_subscribed(self, timeout: float, until_failure: bool = False) -> None:
         """Return once subscribed; ``RedisConnectionError`` after ``timeout``, or, with
-        ``until_failure``, as soon as a connection attempt fails."""
+        ``until_failure``, as soon as a connection attempt made from now on fails."""
         if self.subscribed.is_set():
             return
-        waits = [self.subscribed.wait()] + ([self.failed.wait()] if until_failure else [])
-        tasks = [asyncio.ensure_future(wait) for wait in waits]
+        subscribed = asyncio.ensure_future(self.subscribed.wait())
+        waits = {subscribed, self.next_failure} if until_failure else {subscribed}
         try:
-            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
+            subscribed.cancel()
         if not self.subscribed.is_set():
             raise RedisConnectionError("The pub/sub subscriber is not connected.")
 
@@ -284,7 +287,6 @@ class Inbox:
         try:
             while True:
                 connection = pool.make_connection()
-                self.failed.clear()
                 try:
                     await connection.connect()
                     await connection.send_command(
@@ -306,7 +308,8 @@ class Inbox:
     def _lost(self, error: BaseException) -> None:
         """The connection failed: once per outage, log it and tell every local stream."""
         self.subscribed.clear()
-        self.failed.set()
+        self.next_failure.set_result(None)
+        self.next_failure = asyncio.get_running_loop().create_future()
         if not self.down:
             self.down = True
             log_event(logger, "pubsub_down", logging.WARNING, error=str(error))

@@ -130,6 +130,20 @@ async def test_a_dropped_connection_is_told_to_every_channel_then_resubscribed(
     assert await asyncio.wait_for(there.receive(channels[0]), 5) == {"type": "after"}
 
 
+async def test_a_channel_asked_for_before_the_reconnect_waits_for_it(processes, clean_redis):
+    """Between a failed connection (here: killed) and the next attempt, Redis may be
+    back already (just restarted): only an attempt that fails after the request is an
+    outage, so the stream gets its channel from the reconnect instead of a refusal."""
+    here, there = processes
+    channel = await there.new_channel()
+    clean_redis.client_kill_filter(_id=subscriber(clean_redis, inbox_name(channel))["id"])
+    # Told in the same step that marks the attempt failed, before the reconnect's pause.
+    assert await asyncio.wait_for(there.receive(channel), 5) == {"type": CONNECTION_LOST}
+    later = await there.new_channel()
+    await here.send(later, {"type": "after"})
+    assert await asyncio.wait_for(there.receive(later), 5) == {"type": "after"}
+
+
 async def test_subscriber_state_until_first_use(processes):
     layer, _ = processes
     assert layer.subscriber_state() == "idle"
