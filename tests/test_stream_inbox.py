@@ -15,6 +15,7 @@ import redis
 import requests
 from django.conf import settings
 
+from animochat.redis_client import get_sync_redis
 from matchmaking import services
 from tests.support.sse_client import open_stream
 
@@ -139,7 +140,11 @@ async def test_a_killed_process_leaves_nothing_behind(daphne_factory, clean_redi
     newcomer = await open_stream(survivor.url, params={"userId": "new", "interests": "K0"})
     assert (await newcomer.next_event())["state"] == "WAITING"
     # ...and the sweep removes the rest: nothing of the killed process stays in Redis.
-    assert await services.sweep_lapsed_waiters() == 4
+    client = get_sync_redis()  # as manage.py sweep_queues runs it
+    try:
+        assert services.sweep_lapsed_waiters(client) == 4
+    finally:
+        client.close()
     assert [u.decode() for u in clean_redis.zrange("queue:waiting", 0, -1)] == ["new"]
     for stream in [*streams, newcomer]:
         await stream.close()
