@@ -188,7 +188,9 @@ def test_backs_off_while_the_registry_fails_then_beats_normally():
         times = register_times()[:5]
         gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
         # 0.3, 0.6, 1.2, 1.8 s (less up to a quarter of jitter); without backoff all ~0.3 s.
-        assert gaps[-1] >= 4 * interval and gaps[-1] > 2 * gaps[0], gaps
+        # A busy machine only lengthens gaps (the first one most, while the process
+        # starts), so the lower bound on the last gap is what tells backoff apart.
+        assert gaps[-1] >= 4 * interval, gaps
         stub.set_mode("healthy")
         assert wait_for(lambda: "heartbeat_recovered" in heartbeat.event_names(), timeout=5)
         recovered_at = len(register_times())
