@@ -19,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from pathlib import Path
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.apps import apps
 from redis.exceptions import RedisError
 
-from animochat.redis_client import LUA_LIBRARY, LuaScript, get_redis
+from animochat import ratelimit
+from animochat.apps import app_modules
+from animochat.redis_client import LuaScript, get_redis
 
 READY, DOWN, UNKNOWN = "ready", "down", "unknown"
 # Probes have short timeouts of their own: answer within about two seconds, whatever
@@ -76,13 +76,14 @@ async def liveness() -> tuple[int, dict[str, Any]]:
 
 @functools.cache
 def shipped_scripts() -> tuple[LuaScript, ...]:
-    """Every Lua script of the installed apps (``<app>/lua/*.lua`` but the shared
-    library), whether or not the module that runs it has been imported yet."""
+    """Every Lua script of the service, whether or not a request has needed it yet: the
+    project's and those each app declares in its ``store`` module."""
+    modules = [ratelimit, *app_modules("store")]
     return tuple(
-        LuaScript(path)
-        for app in apps.get_app_configs()
-        for path in sorted(Path(app.path, "lua").glob("*.lua"))
-        if path.resolve() != LUA_LIBRARY
+        value
+        for module in modules
+        for value in vars(module).values()
+        if isinstance(value, LuaScript)
     )
 
 

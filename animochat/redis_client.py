@@ -39,8 +39,6 @@ from redis.maint_notifications import MaintNotificationsConfig
 
 from animochat.logging import log_event
 
-LUA_LIBRARY = Path(__file__).resolve().parent / "lua" / "lib.lua"
-
 # Short timeouts: with Redis down, callers must answer 503 within seconds, not hang
 # (a refused connection fails at once; an unanswered one after 2 x 2 s with the retry).
 CONNECTION_OPTIONS: dict[str, Any] = {
@@ -283,7 +281,11 @@ def fail(calls: list[tuple[tuple[Any, ...], asyncio.Future]], error: BaseExcepti
 
 
 class LuaScript:
-    """A Lua script file, prefixed with the shared library, called by SHA.
+    """A Lua script file, prefixed with the ``libraries`` it needs, called by SHA.
+
+    A library is a Lua file of ``local function``s; each app keeps its own beside its
+    scripts and names the ones a script needs (matchmaking's scripts use sessions_app's
+    as well as their own), so this module knows no app's files.
 
     The script is sent to Redis only when Redis answers NOSCRIPT: once per server
     lifetime, and again by itself after a Redis restart or ``SCRIPT FLUSH``. Then one
@@ -292,9 +294,10 @@ class LuaScript:
     restart under load costs one load per script, not one per caller.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, libraries: tuple[Path, ...] = ()) -> None:
         self.name = path.stem
-        self.source = LUA_LIBRARY.read_text() + "\n" + path.read_text()
+        self.source = "".join(library.read_text() + "\n" for library in libraries)
+        self.source += path.read_text()
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
         self._loads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ScriptLoads] = (
             weakref.WeakKeyDictionary()

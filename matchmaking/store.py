@@ -1,6 +1,7 @@
 """Redis access for matchmaking: key names and the Lua scripts, nothing else.
 
-The key layout is documented in ``animochat/lua/lib.lua`` and the README.
+The key layout is documented in ``matchmaking/lua/lib.lua`` (the session keys in
+``sessions_app/lua/lib.lua``) and the README.
 """
 
 from __future__ import annotations
@@ -17,15 +18,24 @@ from animochat.redis_client import LuaScript, command_batcher, get_redis
 from sessions_app import store as session_store
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
-ENQUEUE_OR_MATCH = LuaScript(LUA_DIR / "enqueue_or_match.lua")
-RENEW_LEASE = LuaScript(LUA_DIR / "renew_lease.lua")
-ENTER_FALLBACK = LuaScript(LUA_DIR / "enter_fallback.lua")
-CONFIRM_MATCH = LuaScript(LUA_DIR / "confirm_match.lua")
-UNDO_MATCH = LuaScript(LUA_DIR / "undo_match.lua")
-LEAVE_QUEUES = LuaScript(LUA_DIR / "leave_queues.lua")
-BOOKKEEPING = LuaScript(LUA_DIR / "bookkeeping.lua")
-STREAM_SLOT = LuaScript(LUA_DIR / "stream_slot.lua")
-SWEEP_LAPSED_WAITERS = LuaScript(LUA_DIR / "sweep_lapsed_waiters.lua")
+# Every script gets the session library (the matcher ends and creates sessions) and the
+# matching one.
+LUA_LIBRARIES = (session_store.LUA_LIBRARY, LUA_DIR / "lib.lua")
+
+
+def lua_script(name: str) -> LuaScript:
+    return LuaScript(LUA_DIR / f"{name}.lua", libraries=LUA_LIBRARIES)
+
+
+ENQUEUE_OR_MATCH = lua_script("enqueue_or_match")
+RENEW_LEASE = lua_script("renew_lease")
+ENTER_FALLBACK = lua_script("enter_fallback")
+CONFIRM_MATCH = lua_script("confirm_match")
+UNDO_MATCH = lua_script("undo_match")
+LEAVE_QUEUES = lua_script("leave_queues")
+BOOKKEEPING = lua_script("bookkeeping")
+STREAM_SLOT = lua_script("stream_slot")
+SWEEP_LAPSED_WAITERS = lua_script("sweep_lapsed_waiters")
 
 MAINTENANCE_KEY = "service:maintenance"
 WAITING_KEY = "queue:waiting"

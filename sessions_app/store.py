@@ -8,7 +8,10 @@ from typing import Any
 
 from animochat.redis_client import LuaScript, get_redis
 
-END_SESSION = LuaScript(Path(__file__).resolve().parent / "lua" / "end_session.lua")
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+# Session keys and end_session, also prepended to matchmaking's scripts.
+LUA_LIBRARY = LUA_DIR / "lib.lua"
+END_SESSION = LuaScript(LUA_DIR / "end_session.lua", libraries=(LUA_LIBRARY,))
 ACTIVE_SESSIONS_KEY = "sessions:active"
 
 

@@ -1,6 +1,7 @@
--- Shared library prepended to every AnimoChat Lua script (see animochat/redis_client.py).
+-- Matching library, prepended to every matchmaking script after sessions_app's library
+-- (sessions_app/lua/lib.lua: the session keys and end_session), see matchmaking/store.py.
 -- Keys touched (all derived from ids, so scripts take no KEYS; this needs one Redis
--- primary, not Redis Cluster):
+-- primary, not Redis Cluster), besides the session keys:
 --   interest:<I>          ZSET  waiting users of interest I, score = enqueue time (µs)
 --   user_interests:<u>    SET   interests of waiting user u
 --   queue:waiting         ZSET  every waiting user, score = enqueue time (µs)
@@ -8,9 +9,6 @@
 --   queue:sizes           ZSET  the same interests, score = their queue's size (largest
 --                               queues for /status in O(log n))
 --   lease:<u>             STRING token of the stream holding u's place, expires (PX)
---   chat_session:<id>     STRING JSON {chatId, serverUrl, participants, interest, createdAt}
---   user_session:<u>      STRING chat id of u's current session
---   sessions:active       ZSET  chat ids, score = creation time (ms)
 --   queue:fallback        ZSET  waiting users past their fallback time, score = enqueue time (µs)
 --   recent:<u>            ZSET  users u was just matched with, score = end of cooldown (ms)
 --   chat_servers:discovered LIST chat servers from discovery; chat_servers:rr the turn counter
@@ -21,7 +19,7 @@
 --                         should it run after all, it does nothing
 --   metrics:matches       HASH  '<shared interests>:<fallback 0|1>' -> confirmed matches
 --   metrics:time_to_match HASH  'le:<seconds>' waits in (previous bound, bound], 'sum_ms'
---                               (both written by matchmaking's bookkeeping.lua)
+--                               (both written by bookkeeping.lua)
 
 local function now_us()
   local t = redis.call('TIME')
@@ -61,34 +59,6 @@ local function leave_queues(user)
   redis.call('DEL', interests_key)
   redis.call('ZREM', 'queue:fallback', user)
   return redis.call('ZREM', 'queue:waiting', user)
-end
-
--- Ends a chat session for both participants; returns its JSON, or false if unknown.
-local function end_session(chat_id)
-  redis.call('ZREM', 'sessions:active', chat_id)
-  local raw = redis.call('GET', 'chat_session:' .. chat_id)
-  if not raw then
-    return false
-  end
-  redis.call('DEL', 'chat_session:' .. chat_id)
-  for _, participant in ipairs(cjson.decode(raw).participants) do
-    local key = 'user_session:' .. participant
-    if redis.call('GET', key) == chat_id then
-      redis.call('DEL', key)
-    end
-  end
-  return raw
-end
-
--- Ends the user's current session, if any; returns its JSON, or false.
-local function end_user_session(user)
-  local key = 'user_session:' .. user
-  local chat_id = redis.call('GET', key)
-  if not chat_id then
-    return false
-  end
-  redis.call('DEL', key)
-  return end_session(chat_id)
 end
 
 -- Whether user and candidate were matched too recently to be matched again.
