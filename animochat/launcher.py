@@ -188,7 +188,7 @@ def daphne_command(fd: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "daphne",
+        "animochat.serve",  # Daphne on uvloop
         "--fd",
         str(fd),
         "-v",

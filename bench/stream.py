@@ -53,6 +53,8 @@ APPS = {
     "consumer": "animochat.asgi:application",
     # Comparison only: the same steps in a Django async view (bench/view_comparison.py).
     "view": "bench.view_comparison:application",
+    # Comparison only: Daphne's own cost of a pair, paired in memory (bench/daphne_floor.py).
+    "floor": "bench.daphne_floor:application",
 }
 LAYERS = {
     "pubsub": "animochat.settings",  # the product's RedisInboxChannelLayer
@@ -84,7 +86,7 @@ class BenchDaphne(DaphneProcess):
             return super().start(timeout)
         # Same as DaphneProcess.start with another application path.
         log = self.log_path.open("ab")
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        command = [sys.executable, "-m", "animochat.serve", "-b", "127.0.0.1", "-p", str(self.port)]
         command += ["-v", "0", self.app]
         self.process = subprocess.Popen(
             command, cwd=Path(__file__).resolve().parents[1], env=self.env, stdout=log,

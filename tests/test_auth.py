@@ -196,7 +196,7 @@ async def test_an_empty_audience_setting_turns_the_audience_check_off(settings):
 
 def test_a_short_secret_stops_start_up_with_one_line():
     proc = subprocess.run(
-        [sys.executable, "-m", "daphne", "-p", "0", "animochat.asgi:application"],
+        [sys.executable, "-m", "animochat.serve", "-p", "0", "animochat.asgi:application"],
         cwd=BASE_DIR,
         env={
             **os.environ,

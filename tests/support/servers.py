@@ -45,7 +45,7 @@ class DaphneProcess:
             [
                 sys.executable,
                 "-m",
-                "daphne",
+                "animochat.serve",  # as the launcher starts Daphne
                 "-b",
                 "127.0.0.1",
                 "-p",
