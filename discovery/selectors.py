@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from . import store
-from .services import REGISTRY_DOWN_AFTER_SECONDS
+from .services import REGISTRY_DOWN_AFTER_SECONDS, chat_servers_in_use
 
 REGISTRATION_NOTES = {
     "registered": "Registered with discovery; heartbeats are being accepted.",
@@ -45,12 +45,7 @@ async def discovery_status() -> dict[str, Any]:
     Raises ``RedisError`` when Redis is unreachable, like the other ``/status`` reads.
     """
     discovered, state = await store.read_discovery()
-    if discovered:
-        servers, source = discovered, "discovery"
-    elif settings.CHAT_SERVER_URLS:
-        servers, source = list(settings.CHAT_SERVER_URLS), "fallback"
-    else:
-        servers, source = [], "none"
+    source, servers = chat_servers_in_use(discovered, settings.CHAT_SERVER_URLS)
 
     last_heartbeat = state.get("lastHeartbeatAt") or None
     age = _seconds_since(last_heartbeat)
@@ -70,7 +65,7 @@ async def discovery_status() -> dict[str, Any]:
         "heartbeatAgeSeconds": None if age is None else round(age, 1),
         "lastRefresh": state.get("lastRefreshAt") or None,
         "lastError": state.get("lastError") or None,
-        "chatServers": servers,
+        "chatServers": list(servers),
         "chatServerSource": source,
     }
 

@@ -27,7 +27,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -108,6 +108,20 @@ def screen_chat_servers(
         else:
             accepted.append(url)
     return accepted, refused
+
+
+def chat_servers_in_use(
+    discovered: Sequence[str], fallback: Sequence[str]
+) -> tuple[str, tuple[str, ...]]:
+    """Where the chat servers matches are assigned to come from, and the servers:
+    ``"discovery"`` (the list in Redis), ``"fallback"`` (``CHAT_SERVER_URLS``) or
+    ``"none"`` (matching answers NO_CHAT_SERVER). The matcher decides the same way in
+    Lua (``chat_servers`` in matchmaking/lua/lib.lua)."""
+    if discovered:
+        return "discovery", tuple(discovered)
+    if fallback:
+        return "fallback", tuple(fallback)
+    return "none", ()
 
 
 def now_iso() -> str:
@@ -284,12 +298,7 @@ class Heartbeat:
             self.redis_health.failed(str(error) or type(error).__name__)
             return
         self.redis_health.succeeded()
-        if effective:
-            outcome = ("discovery", tuple(effective))
-        elif self.fallback_servers:
-            outcome = ("fallback", self.fallback_servers)
-        else:
-            outcome = ("none", ())
+        outcome = chat_servers_in_use(effective, self.fallback_servers)
         if outcome != self.effective:
             self.effective = outcome
             log_event(logger, "chat_servers_changed", source=outcome[0], servers=list(outcome[1]))

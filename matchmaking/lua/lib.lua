@@ -92,7 +92,8 @@ local function oldest_eligible(queue, user, now_ms, cooldown_ms)
   end
 end
 
--- The discovered chat servers, else the caller's fallback list.
+-- The discovered chat servers, else the caller's fallback list (CHAT_SERVER_URLS); in
+-- Python, discovery.services.chat_servers_in_use says the same for /status and the heartbeat.
 local function chat_servers(fallback)
   local servers = redis.call('LRANGE', 'chat_servers:discovered', 0, -1)
   if #servers == 0 then
