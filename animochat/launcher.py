@@ -38,6 +38,7 @@ from typing import NamedTuple, NoReturn
 
 from animochat.config import Config, ConfigError, load_config, project_dir, read_environment
 from animochat.embedded_redis import EmbeddedRedis, redis_answers, sentinel_primary_answers
+from animochat.manage import main as manage_main
 
 BASE_DIR = project_dir()
 SECRET_KEY_FILE = BASE_DIR / ".secret_key"
@@ -320,8 +321,6 @@ def main(argv: list[str] | None = None) -> None:
     manage.add_argument("arguments", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "manage":
-        from animochat.manage import main as manage_main
-
         manage_main(["animochat-matchmaking manage", *args.arguments])
         return
     raise SystemExit(run_web() if args.command == "web" else run_all())

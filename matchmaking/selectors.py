@@ -17,6 +17,9 @@ import psutil
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from discovery import selectors as discovery_selectors
+from sessions_app import selectors as session_selectors
+
 from . import notifications, store
 from .metrics import bucket_quantile, open_streams
 
@@ -148,9 +151,6 @@ def _process_report() -> dict[str, Any]:
 async def status_report() -> dict[str, Any]:
     """The ``/status`` document (docs/PROTOCOL.md#the-status-page); bounded cost (the
     largest queues only), never KEYS."""
-    from discovery import selectors as discovery_selectors
-    from sessions_app import selectors as session_selectors
-
     redis_state = "ready"
     metrics: dict[str, Any] = {}
     discovery: dict[str, Any] = {}
@@ -244,8 +244,6 @@ async def find_waiting_user(user_id: str) -> WaitingUser | None:
 
 async def metrics_values() -> dict[str, Any]:
     """What ``/metrics`` reports (see :mod:`matchmaking.metrics`)."""
-    from sessions_app import selectors as session_selectors
-
     matches, time_to_match, users_waiting = await store.match_metrics()
     return {
         "matches": matches,
