@@ -193,7 +193,7 @@ class MatchmakingStreamConsumer:
                     await self.leave("disconnect", started)
             await self.subscription.close()
 
-    async def on_matched_here(self, result: services.MatchResult, started: float) -> str:
+    async def on_matched_here(self, result: services.MatcherReply, started: float) -> str:
         """Confirm the match this stream's call made and tell both sides (the user is
         told to retry if the partner undid it first)."""
         confirmed = await services.complete_match(result, self.user_id, self.channel)

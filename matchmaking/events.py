@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 from animochat.sse import error_event
 
 if TYPE_CHECKING:  # services builds events: it imports this module
-    from .services import MatchResult
+    from .services import MatcherReply
 
 MAINTENANCE_MESSAGE = "The matchmaking service is under maintenance. Please try again later."
 
 
-def waiting(result: MatchResult) -> dict[str, Any]:
+def waiting(result: MatcherReply) -> dict[str, Any]:
     """``WAITING``, with the user's queue information."""
     return {
         "state": "WAITING",
@@ -26,7 +26,7 @@ def waiting(result: MatchResult) -> dict[str, Any]:
     }
 
 
-def matched(result: MatchResult, matched_user_id: str) -> dict[str, Any]:
+def matched(result: MatcherReply, matched_user_id: str) -> dict[str, Any]:
     """``MATCHED`` from the matcher's result, for the side matched with ``matched_user_id``."""
     return _matched(
         matched_user_id, result.interest, result.chat_id, result.chat_server_url, result.fallback

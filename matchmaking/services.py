@@ -36,8 +36,10 @@ logger = logging.getLogger("matchmaking.services")
 
 
 @dataclass(frozen=True)
-class MatchResult:
-    """Outcome of the matcher's scripts; ``state`` is one of the ``*_STATE`` names."""
+class MatcherReply:
+    """A reply of the matcher's scripts (a match, a place in the queue) or of the lease
+    and undo scripts that settle a waiting user's place; ``state`` is one of the
+    ``*_STATE`` names."""
 
     state: str
     partner: str = ""
@@ -76,11 +78,11 @@ UNDO_WAIT_SECONDS = 1.0
 UNDO_ATTEMPTS = 5
 
 
-def _match_result(reply: list) -> MatchResult:
+def _matcher_reply(reply: list) -> MatcherReply:
     state = reply[0]
     if state == MATCHED_STATE:
         partner, interest, chat_id, server, waited_ms, partner_token, fallback = reply[1:8]
-        return MatchResult(
+        return MatcherReply(
             state,
             partner,
             interest,
@@ -92,13 +94,13 @@ def _match_result(reply: list) -> MatchResult:
             replaced_token=reply[8] if len(reply) > 8 else "",
         )
     if state == WAITING_STATE and len(reply) >= 2:
-        return MatchResult(
+        return MatcherReply(
             state, waiting=int(reply[1]), replaced_token=reply[2] if len(reply) > 2 else ""
         )
-    return MatchResult(state)
+    return MatcherReply(state)
 
 
-async def _with_estimate(result: MatchResult, interests: Iterable[str]) -> MatchResult:
+async def _with_estimate(result: MatcherReply, interests: Iterable[str]) -> MatcherReply:
     if result.state != WAITING_STATE:
         return result
     estimate = await selectors.estimated_wait_seconds(interests)
@@ -111,7 +113,7 @@ def _cooldown_ms() -> int:
 
 async def enqueue_or_match(
     user_id: str, interests: list[str], token: str, fallback_after: float | None = None
-) -> MatchResult:
+) -> MatcherReply:
     """Match ``user_id`` with the longest-waiting compatible user, or queue them.
 
     One Lua call does it all atomically (see ``lua/enqueue_or_match.lua``); ``token``
@@ -140,7 +142,7 @@ async def enqueue_or_match(
     return await _with_estimate(result, interests)
 
 
-def after_arrival(interests: list[str], result: MatchResult) -> None:
+def after_arrival(interests: list[str], result: MatcherReply) -> None:
     """The bookkeeping of one arrival: into this turn's (see :class:`Bookkeeping`).
 
     A stream replacing the user's own waiting stream is the same request again: its
@@ -222,7 +224,7 @@ class Bookkeeping:
             put_back_unwritten_errors(errors)
             raise
 
-    def count_confirmed(self, result: MatchResult) -> None:
+    def count_confirmed(self, result: MatcherReply) -> None:
         """A match that now stands, for ``/metrics``: by shared interests, and its wait."""
         shared = len(result.interest.split(",")) if result.interest else 0
         self.matches[f"{shared}:{1 if result.fallback else 0}"] += 1
@@ -245,7 +247,7 @@ def _waiting_sample_due() -> bool:
     return True
 
 
-def _match_counts(result: MatchResult) -> dict[str, int]:
+def _match_counts(result: MatcherReply) -> dict[str, int]:
     # A confirmed result comes from an undo: the call that made the match counted it.
     if result.state != MATCHED_STATE or result.confirmed:
         return {}
@@ -262,7 +264,7 @@ async def record_history(counts: dict[str, int], sample_waiting: bool = False) -
     await turn.write()
 
 
-async def enter_fallback(user_id: str, token: str) -> MatchResult:
+async def enter_fallback(user_id: str, token: str) -> MatcherReply:
     """The user's fallback time has come: match them with anyone past theirs, or wait."""
     chat_id = uuid.uuid4().hex
     call = store.enter_fallback(
@@ -281,7 +283,7 @@ async def enter_fallback(user_id: str, token: str) -> MatchResult:
 
 async def _answered_or_undone(
     call: Awaitable[list], chat_id: str, user_id: str, token: str
-) -> MatchResult:
+) -> MatcherReply:
     """The matcher call's result; if its reply never comes, the call is undone.
 
     A timed-out call may still run later, one cancelled (server shutdown) or cut off
@@ -290,7 +292,7 @@ async def _answered_or_undone(
     stands after all: then that is the result.
     """
     try:
-        return _match_result(await call)
+        return _matcher_reply(await call)
     except (RedisError, OSError):
         settled = await undo_unanswered(chat_id, user_id, token)
         if settled.state == MATCHED_STATE:
@@ -306,7 +308,7 @@ async def _answered_or_undone(
         raise
 
 
-async def confirm_match(result: MatchResult, user_id: str, token: str) -> MatchResult | None:
+async def confirm_match(result: MatcherReply, user_id: str, token: str) -> MatcherReply | None:
     """The arriving side holds the reply of the call that matched it: the match stands
     from now on, and the partner may be told. None if it was undone meanwhile (the
     partner waited past :data:`CONFIRM_GRACE_SECONDS` and took their place back)."""
@@ -331,7 +333,7 @@ async def confirm_match(result: MatchResult, user_id: str, token: str) -> MatchR
     return replace(result, confirmed=True)
 
 
-async def complete_match(result: MatchResult, user_id: str, token: str) -> MatchResult | None:
+async def complete_match(result: MatcherReply, user_id: str, token: str) -> MatcherReply | None:
     """Confirm the match ``user_id``'s call made, then tell the partner's stream.
 
     The partner is told only once the match is confirmed, that is once the arriving
@@ -350,7 +352,7 @@ async def complete_match(result: MatchResult, user_id: str, token: str) -> Match
 
 async def settle_lost_place(
     user_id: str, token: str, pending_since: dict[str, float]
-) -> MatchResult:
+) -> MatcherReply:
     """What became of a waiting user whose stream ``token`` no longer holds the lease.
 
     The matcher ended any older session when the stream queued, so a session now is
@@ -362,16 +364,16 @@ async def settle_lost_place(
     """
     session, pending = await selectors.user_session_and_pending(user_id)
     if session is None:
-        return MatchResult(GONE_STATE)
+        return MatcherReply(GONE_STATE)
     if not pending:
         return _session_result(session, user_id)
     seen = pending_since.setdefault(session["chatId"], time.monotonic())
     if time.monotonic() - seen < CONFIRM_GRACE_SECONDS:
-        return MatchResult(PENDING_STATE)
+        return MatcherReply(PENDING_STATE)
     return await undo_unanswered(session["chatId"], user_id, token)
 
 
-async def undo_unanswered(chat_id: str, user_id: str, token: str) -> MatchResult:
+async def undo_unanswered(chat_id: str, user_id: str, token: str) -> MatcherReply:
     """Undo the call given ``chat_id`` whose reply ``user_id``'s stream never got.
 
     Safe whether the call ran, runs later or never does (``lua/undo_match.lua``). The
@@ -406,16 +408,16 @@ async def _undo_until_done(chat_id: str, user_id: str, token: str) -> None:
                 raise
 
 
-def _undo_result(reply: list, user_id: str) -> MatchResult:
+def _undo_result(reply: list, user_id: str) -> MatcherReply:
     if reply[0] != MATCHED_STATE:
-        return MatchResult(UNDONE_STATE)
+        return MatcherReply(UNDONE_STATE)
     return _session_result(json.loads(reply[1]), user_id)
 
 
-def _session_result(session: dict, user_id: str) -> MatchResult:
+def _session_result(session: dict, user_id: str) -> MatcherReply:
     """The stored session of a confirmed match, as ``user_id``'s result; the partner
     learns of it themselves."""
-    return MatchResult(
+    return MatcherReply(
         MATCHED_STATE,
         partner=next((p for p in session["participants"] if p != user_id), ""),
         interest=session.get("interest", ""),
@@ -427,13 +429,13 @@ def _session_result(session: dict, user_id: str) -> MatchResult:
     )
 
 
-async def renew_lease(user_id: str, token: str, interests: Iterable[str] = ()) -> MatchResult:
+async def renew_lease(user_id: str, token: str, interests: Iterable[str] = ()) -> MatcherReply:
     """Keep a waiting user's place: WAITING (with queue info), GONE or TAKEN.
 
     ``interests`` (the stream's) give the estimated wait; without them it is None.
     """
     reply = await store.renew_lease(user_id, token, int(settings.LEASE_SECONDS * 1000))
-    result = _match_result(reply)
+    result = _matcher_reply(reply)
     if result.state == WAITING_STATE and (_waiting_sample_due() or has_unwritten_errors()):
         Bookkeeping.this_turn().sample_waiting = True
     return await _with_estimate(result, interests)

@@ -65,7 +65,7 @@ def run(function, *args):
     return asyncio.run(call())
 
 
-def enqueue(user_id: str, *interests: str) -> services.MatchResult:
+def enqueue(user_id: str, *interests: str) -> services.MatcherReply:
     return run(services.enqueue_or_match, user_id, list(interests), f"token-{user_id}")
 
 

@@ -6,7 +6,7 @@ from matchmaking import events, services
 
 
 def test_matched_from_a_result_and_from_the_session_are_the_same_event():
-    result = services.MatchResult(
+    result = services.MatcherReply(
         services.MATCHED_STATE,
         partner="b",
         chat_id="c" * 32,
@@ -25,7 +25,7 @@ def test_matched_from_a_result_and_from_the_session_are_the_same_event():
 
 
 def test_an_interest_match_has_no_fallback_field():
-    result = services.MatchResult(services.MATCHED_STATE, partner="b", interest="ANIME")
+    result = services.MatcherReply(services.MATCHED_STATE, partner="b", interest="ANIME")
     session = {"chatId": "", "serverUrl": "", "participants": ["a", "b"], "interest": "ANIME"}
     assert "fallback" not in events.matched(result, "b")
     assert "fallback" not in events.matched_from_session(session, "a")

@@ -9,7 +9,7 @@ from sessions_app import selectors as session_selectors
 from sessions_app import services as session_services
 
 
-async def join(user: str, *interests: str) -> services.MatchResult:
+async def join(user: str, *interests: str) -> services.MatcherReply:
     return await services.enqueue_or_match(user, list(interests) or ["GLOBAL_CHAT"], "t-" + user)
 
 

@@ -17,7 +17,7 @@ def no_cache(monkeypatch):
     monkeypatch.setattr(selectors, "POPULARITY_CACHE_SECONDS", 0)
 
 
-async def join(user: str, *interests: str) -> services.MatchResult:
+async def join(user: str, *interests: str) -> services.MatcherReply:
     result = await services.enqueue_or_match(user, list(interests), "t-" + user)
     await background_done()
     return result

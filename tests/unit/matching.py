@@ -1,5 +1,5 @@
 """The matcher's scripts called as the services call them, with the tests' defaults,
-their replies read by the services' own reader (``MatchResult``)."""
+their replies read by the services' own reader (``MatcherReply``)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ async def join(
     fallback_after_ms: int = OFF,
     servers: tuple[str, ...] = SERVERS,
     maintenance_default: bool = False,
-) -> services.MatchResult:
+) -> services.MatcherReply:
     """``user`` arrives with ``interests`` (none: random chat), on stream ``t-<user>``."""
     reply = await store.enqueue_or_match(
         user,
@@ -47,7 +47,7 @@ async def join(
         fallback_after_ms=fallback_after_ms,
         fallback_servers=servers,
     )
-    return services._match_result(reply)
+    return services._matcher_reply(reply)
 
 
 async def enter_fallback(
@@ -56,7 +56,7 @@ async def enter_fallback(
     chat_id: str | None = None,
     cooldown_ms: int = 0,
     servers: tuple[str, ...] = SERVERS,
-) -> services.MatchResult:
+) -> services.MatcherReply:
     reply = await store.enter_fallback(
         user,
         token or f"t-{user}",
@@ -65,7 +65,7 @@ async def enter_fallback(
         cooldown_ms=cooldown_ms,
         fallback_servers=servers,
     )
-    return services._match_result(reply)
+    return services._matcher_reply(reply)
 
 
 def waiting(client: redis.Redis) -> dict[str, float]:
