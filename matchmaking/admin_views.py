@@ -348,13 +348,9 @@ class MatchmakingDashboard(Dashboard):
     def end_session(self, request: HttpRequest) -> HttpResponse:
         chat_id = request.POST.get("chat_id", "")
         participant = request.POST.get("user_id", "")
-        # Ended through a participant; only if that is still their session, so a stale
-        # page never ends the newer chat the participant has moved on to.
-        current = call(session_selectors.get_user_session, participant) if participant else None
-        if current is None or current.get("chatId") != chat_id:
+        if not call(session_services.end_session_through, participant, chat_id):
             messages.warning(request, f"Session {chat_id} had already ended.")
         else:
-            call(session_services.end_user_session, participant)
             log_event(logger, "admin_end_session", chat_id=chat_id, operator=str(request.user))
             messages.success(request, f"Ended session {chat_id}.")
         return HttpResponseRedirect(safe_next(request, self.url("matchmaking_sessions")))

@@ -6,11 +6,10 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 
 from animochat.auth import authorize_user
-from animochat.errors import InvalidInput
+from animochat.errors import ApiError, InvalidInput
 from animochat.http import (
     allow_methods,
     client_address,
-    json_error,
     json_message,
     request_fields,
     request_token,
@@ -51,5 +50,5 @@ async def session_disconnect(request: HttpRequest) -> JsonResponse:
         raise
     await authorize_user(user_id, request_token(request))
     if await services.end_user_session(user_id) is None:
-        return json_error(404, "NO_ACTIVE_SESSION", "No active session found to disconnect.")
+        raise ApiError(404, "NO_ACTIVE_SESSION", "No active session found to disconnect.")
     return json_message("Session disconnected successfully.")
