@@ -14,6 +14,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from animochat.errors import ApiError
 from animochat.http import cors_headers, preflight_headers
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -112,11 +113,12 @@ class EventStream:
             await self.start(status, headers)
         await self.close(payload, event_id)
 
-    async def reject(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        """Answer with an ``ERROR`` event and end."""
-        await self.reply(status, error_event(code, message), headers=headers)
+    async def reject(self, error: ApiError, event_id: str = "") -> None:
+        """Answer with ``error`` as an ``ERROR`` event, with its status and headers
+        unless the stream has started, and end: every error a stream tells comes here."""
+        await self.reply(
+            error.status, error_event(error.code, error.message), event_id, error.headers
+        )
 
     async def no_content(self) -> None:
         """204: what makes an EventSource stop reconnecting."""

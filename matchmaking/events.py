@@ -1,15 +1,17 @@
 """The events of a matchmaking stream: one builder for each, used wherever one is sent.
 
-Each builder returns the event's JSON object; :mod:`animochat.sse` encodes and sends
-it. The README's event table describes these shapes; clients switch on ``state`` and,
-for errors, on ``code``.
+Each builder returns the event's JSON object, which :mod:`animochat.sse` encodes and
+sends, or for an error the :class:`~animochat.errors.ApiError` that
+:meth:`animochat.sse.EventStream.reject` sends as an ``ERROR`` event. The README's
+event table describes these shapes; clients switch on ``state`` and, for errors, on
+``code``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from animochat.sse import error_event
+from animochat.errors import ApiError
 
 if TYPE_CHECKING:  # services builds events: it imports this module
     from .services import MatcherReply
@@ -74,56 +76,69 @@ def cancelled() -> dict[str, Any]:
     return {"state": "CANCELLED", "message": "Matchmaking cancelled."}
 
 
-# Errors that end a stream already started (status 200).
+# Errors, as ApiError: the stream renders each (animochat.sse.EventStream.reject) as the
+# JSON endpoints do (animochat.http.error_response), with its status and headers. Those
+# of status 200 end a stream already started.
 
 
-def wait_timeout() -> dict[str, Any]:
-    return error_event(
+def wait_timeout() -> ApiError:
+    return ApiError(
+        200,
         "WAIT_TIMEOUT",
         "Nobody was found in time; your place was given back. Reconnect to search again.",
     )
 
 
-def queue_place_lost() -> dict[str, Any]:
-    return error_event("QUEUE_PLACE_LOST", "Your place in the queue was lost; please reconnect.")
+def queue_place_lost() -> ApiError:
+    return ApiError(200, "QUEUE_PLACE_LOST", "Your place in the queue was lost; please reconnect.")
 
 
-def server_shutdown() -> dict[str, Any]:
-    return error_event("SERVER_SHUTDOWN", "The server is restarting; please reconnect.")
+def server_shutdown() -> ApiError:
+    return ApiError(200, "SERVER_SHUTDOWN", "The server is restarting; please reconnect.")
 
 
-def service_unavailable() -> dict[str, Any]:
+def service_unavailable() -> ApiError:
     """Redis failed: before the stream started (503) or during the wait."""
-    return error_event(
-        "SERVICE_UNAVAILABLE", "Matchmaking is temporarily unavailable; please try again shortly."
+    return ApiError(
+        503,
+        "SERVICE_UNAVAILABLE",
+        "Matchmaking is temporarily unavailable; please try again shortly.",
     )
 
 
-# Refusals before a stream starts, each with the status it is sent with.
+# Refusals before a stream starts.
 
 
-def method_not_allowed() -> dict[str, Any]:
-    return error_event("METHOD_NOT_ALLOWED", "Use GET for /matchmaking.")
+def method_not_allowed() -> ApiError:
+    return ApiError(405, "METHOD_NOT_ALLOWED", "Use GET for /matchmaking.", {"Allow": "GET"})
 
 
-def server_busy() -> dict[str, Any]:
-    return error_event("SERVER_BUSY", "The server is busy; please try again shortly.")
-
-
-def too_many_streams() -> dict[str, Any]:
-    return error_event(
-        "TOO_MANY_STREAMS", "Too many matchmaking streams are open from your address."
+def server_busy() -> ApiError:
+    return ApiError(
+        503,
+        "SERVER_BUSY",
+        "The server is busy; please try again shortly.",
+        {"Retry-After": "5"},
     )
 
 
-def no_chat_server() -> dict[str, Any]:
-    return error_event(
-        "NO_CHAT_SERVER", "No chat server is available right now; please try again shortly."
+def too_many_streams() -> ApiError:
+    return ApiError(
+        429, "TOO_MANY_STREAMS", "Too many matchmaking streams are open from your address."
     )
 
 
-def invalid_last_event_id() -> dict[str, Any]:
-    return error_event(
+def no_chat_server() -> ApiError:
+    return ApiError(
+        503,
+        "NO_CHAT_SERVER",
+        "No chat server is available right now; please try again shortly.",
+    )
+
+
+def invalid_last_event_id() -> ApiError:
+    return ApiError(
+        400,
         "INVALID_LAST_EVENT_ID",
         "Last-Event-ID names no stream of this user; open a new EventSource.",
     )

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from discovery import selectors as discovery_selectors
 from sessions_app import selectors as session_selectors
 
-from . import notifications, store
+from . import events, notifications, store, stream_ids
 from .metrics import bucket_quantile, open_streams
 
 
@@ -28,6 +28,22 @@ async def user_session_and_pending(user_id: str) -> tuple[dict[str, Any] | None,
     """The user's chat session, and whether its match awaits its arriving side's
     confirmation (see :func:`matchmaking.services.confirm_match`)."""
     return await store.user_session_and_pending(user_id)
+
+
+async def reconnect_event(user_id: str, last_event_id: str) -> dict[str, Any] | None:
+    """What a stream reconnecting with ``Last-Event-ID`` is told (see
+    :mod:`matchmaking.stream_ids`), without queuing the user or touching their session:
+    its ``MATCHED`` again while that chat is still the user's session; None (a 204)
+    for a chat or stream of theirs that has ended. Raises ``INVALID_LAST_EVENT_ID``
+    for an id the service never gave this user."""
+    session = await session_selectors.get_user_session(user_id)
+    if session and session["chatId"] == last_event_id:
+        return events.matched_from_session(session, user_id)
+    if stream_ids.is_chat_id(last_event_id) or stream_ids.names_ended_stream(
+        user_id, last_event_id
+    ):
+        return None
+    raise events.invalid_last_event_id()
 
 
 async def is_maintenance() -> bool:
