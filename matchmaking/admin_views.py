@@ -105,36 +105,28 @@ class MatchmakingDashboard(Dashboard):
         ("matchmaking_maintenance", "Maintenance", "Maintenance"),
     ]
 
+    # (path below the section, the method serving it, the URL's name)
+    pages = [
+        ("queues/", "queues", "matchmaking_queues"),
+        ("queues/waiting/", "waiting", "matchmaking_waiting"),
+        ("queues/remove/", "remove_waiting_user", "matchmaking_remove_user"),
+        ("sessions/", "sessions", "matchmaking_sessions"),
+        ("sessions/end/", "end_session", "matchmaking_end_session"),
+        ("popular/", "popular", "matchmaking_popular"),
+        ("popular/hide/", "hide_interest", "matchmaking_hide_interest"),
+        ("discovery/", "discovery", "matchmaking_discovery"),
+        ("maintenance/", "maintenance", "matchmaking_maintenance"),
+        ("maintenance/confirm/", "maintenance_confirm", "matchmaking_maintenance_confirm"),
+    ]
+
     def get_urls(self) -> list[URLPattern]:
         view = self.site.admin_view
         return [
             # A second "app_list" pattern: the section's landing page is the Overview.
             re_path(rf"^(?P<app_label>{APP_LABEL})/$", view(self.overview), name=OVERVIEW),
-            path(f"{APP_LABEL}/queues/", view(self.queues), name="matchmaking_queues"),
-            path(f"{APP_LABEL}/queues/waiting/", view(self.waiting), name="matchmaking_waiting"),
-            path(
-                f"{APP_LABEL}/queues/remove/",
-                view(self.remove_waiting_user),
-                name="matchmaking_remove_user",
-            ),
-            path(f"{APP_LABEL}/sessions/", view(self.sessions), name="matchmaking_sessions"),
-            path(
-                f"{APP_LABEL}/sessions/end/", view(self.end_session), name="matchmaking_end_session"
-            ),
-            path(f"{APP_LABEL}/popular/", view(self.popular), name="matchmaking_popular"),
-            path(
-                f"{APP_LABEL}/popular/hide/",
-                view(self.hide_interest),
-                name="matchmaking_hide_interest",
-            ),
-            path(f"{APP_LABEL}/discovery/", view(self.discovery), name="matchmaking_discovery"),
-            path(
-                f"{APP_LABEL}/maintenance/", view(self.maintenance), name="matchmaking_maintenance"
-            ),
-            path(
-                f"{APP_LABEL}/maintenance/confirm/",
-                view(self.maintenance_confirm),
-                name="matchmaking_maintenance_confirm",
+            *(
+                path(f"{APP_LABEL}/{route}", view(getattr(self, method)), name=name)
+                for route, method, name in self.pages
             ),
         ]
 
