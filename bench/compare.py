@@ -13,6 +13,8 @@ average and the processes other users kept busy::
     .venv/bin/python -m bench.compare --other /tmp/before stream capacity
     .venv/bin/python -m bench.compare --other /tmp/before --runs 1 soak --minutes 3
 
+``--here-only "--app floor"`` adds arguments on this checkout's side only: Daphne's own
+cost of a pair (``bench/daphne_floor.py``) beside an older version of the product.
 Anything after the benchmark's name is passed to it (``--runs 1`` is added for the
 stream benchmarks: the alternation is done here). Both sides use ``BENCH_REDIS_URL``
 as set for this command: point it at a Redis nobody else uses, since the Redis CPU
@@ -214,12 +216,18 @@ def main() -> None:
         action="store_true",
         help="start A and B at the same time (the soak: memory and errors, not speed)",
     )
+    parser.add_argument(
+        "--here-only",
+        default="",
+        help='arguments added on this side only, e.g. --here-only="--app floor"',
+    )
     parser.add_argument("benchmark", nargs=argparse.REMAINDER, help="e.g. stream saturation")
     options = parser.parse_args()
     if not options.benchmark or options.benchmark[0] not in ("stream", "soak"):
         parser.error("name a benchmark: stream latency|saturation|capacity ..., or soak ...")
     kind = options.benchmark[0] if options.benchmark[0] == "soak" else options.benchmark[1]
     sides = {"A": HERE, "B": options.other.resolve()}
+    commands = {"A": options.benchmark + options.here_only.split(), "B": options.benchmark}
     labels = {name: f"{name} {revision(path)}" for name, path in sides.items()}
     print(f"A = {sides['A']} ({labels['A']}), B = {sides['B']} ({labels['B']})")
     differs = generator_differs(sides["A"], sides["B"])
@@ -241,13 +249,13 @@ def main() -> None:
     for n in range(options.runs):
         if options.together:
             conditions = machine_now()
-            started = {name: Run(path, options.benchmark) for name, path in sides.items()}
+            started = {name: Run(path, commands[name]) for name, path in sides.items()}
             for name, run in started.items():
                 record(name, n, conditions, run.result())
             continue
         for name, path in sides.items():
             conditions = machine_now()
-            record(name, n, conditions, Run(path, options.benchmark).result())
+            record(name, n, conditions, Run(path, commands[name]).result())
 
     medians = {
         name: {
@@ -256,7 +264,7 @@ def main() -> None:
         }
         for name in sides
     }
-    print(f"\nmedians of {options.runs} ({' '.join(options.benchmark)}):")
+    print(f"\nmedians of {options.runs} ({' '.join(commands['A'])}):")
     print(f"{'':24} {labels['A']:>12} {labels['B']:>12} {'A/B':>6}")
     for key, a in medians["A"].items():
         b = medians["B"][key]
@@ -265,7 +273,8 @@ def main() -> None:
     path = save_results(
         f"compare-{kind}",
         {
-            "benchmark": options.benchmark,
+            "benchmark": commands["A"],
+            "benchmark_b": commands["B"],
             "sides": {
                 name: {"path": str(p), "revision": labels[name]} for name, p in sides.items()
             },
