@@ -33,6 +33,16 @@ The one subscriber connection per process (and event loop):
 
 Publishes go through the project's command batches
 (:func:`animochat.redis_client.command_batcher`). Messages must be JSON-serialisable.
+
+On Redis Cluster (``REDIS_CLUSTER_NODES``) the inbox is a *sharded* channel: the
+subscriber connects to the primary serving the inbox name's slot and sends
+``SSUBSCRIBE``, and senders ``SPUBLISH``, which the cluster routes by the same slot, so
+a notification crosses one node, never the cluster bus, and inboxes spread over the
+primaries. The broadcast channel stays a plain ``SUBSCRIBE`` on the same connection: a
+plain ``PUBLISH`` reaches the subscribers of every node, which is what a broadcast
+wants. When the slot moves or its primary fails over, Redis ends the subscription
+(``sunsubscribe``) or the connection: either is a lost connection, and the reconnect
+looks the slot's primary up again.
 """
 
 from __future__ import annotations
@@ -55,7 +65,13 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from animochat.logging import log_event
-from animochat.redis_client import CONNECTION_OPTIONS, async_connection_pool, command_batcher
+from animochat.redis_client import (
+    CONNECTION_OPTIONS,
+    async_connection_pool,
+    cluster_mode,
+    cluster_node_connection,
+    command_batcher,
+)
 
 logger = logging.getLogger("animochat.channel_layer")
 
@@ -135,7 +151,7 @@ class RedisInboxChannelLayer(BaseChannelLayer):
         if target == inbox.name:
             inbox.deliver(channel, dict(message))
         else:
-            await publish(target, [channel, message])
+            await publish(target, [channel, message], sharded=True)
 
     async def receive(self, channel: str) -> dict[str, Any]:
         assert self.require_valid_channel_name(channel)
@@ -207,9 +223,11 @@ class RedisInboxChannelLayer(BaseChannelLayer):
         return READY if inbox.subscribed.is_set() else DOWN
 
 
-async def publish(channel: str, payload: list[Any]) -> None:
+async def publish(channel: str, payload: list[Any], sharded: bool = False) -> None:
     # With the matcher calls of the same event-loop turn, on the project's connections.
-    await command_batcher().execute("PUBLISH", channel, json.dumps(payload, separators=(",", ":")))
+    # An inbox is a sharded channel on a cluster (see the module's docstring).
+    command = "SPUBLISH" if sharded and cluster_mode() else "PUBLISH"
+    await command_batcher().execute(command, channel, json.dumps(payload, separators=(",", ":")))
 
 
 class Inbox:
@@ -279,18 +297,33 @@ class Inbox:
     # -- the subscriber connection ---------------------------------------------------
 
     async def _listen(self) -> None:
-        pool = async_connection_pool(
-            **{**CONNECTION_OPTIONS, "decode_responses": False, "health_check_interval": 0},
-            retry=Retry(NoBackoff(), 0),  # this loop reconnects by itself
-            client_name=self.name,  # CLIENT LIST tells which connection is whose inbox
+        options = {
+            **CONNECTION_OPTIONS,
+            "decode_responses": False,
+            "health_check_interval": 0,
+            "retry": Retry(NoBackoff(), 0),  # this loop reconnects by itself
+            "client_name": self.name,  # CLIENT LIST tells which connection is whose inbox
+        }
+        sharded = cluster_mode()
+        pool = None if sharded else async_connection_pool(**options)
+        inbox, broadcast = self.name, self.layer.broadcast_channel
+        subscribe = (
+            [("SSUBSCRIBE", inbox), ("SUBSCRIBE", broadcast)]
+            if sharded
+            else [("SUBSCRIBE", inbox, broadcast)]
         )
+        failed = False
         try:
             while True:
-                connection = pool.make_connection()
+                connection = None
                 try:
+                    if sharded:  # the primary of the inbox's slot, looked up again after a failure
+                        connection = await cluster_node_connection(inbox, failed, **options)
+                    else:
+                        connection = pool.make_connection()
                     await connection.connect()
-                    await connection.send_command(
-                        "SUBSCRIBE", *(name.decode() for name in self._handlers), check_health=False
+                    await connection.send_packed_command(
+                        connection.pack_commands(subscribe), check_health=False
                     )
                     await self._read(connection)
                 except (RedisError, OSError) as error:  # OSError includes TimeoutError
@@ -299,11 +332,14 @@ class Inbox:
                     logger.exception("pubsub_receive_failed")
                     self._lost(error)
                 finally:
-                    with contextlib.suppress(Exception):
-                        await connection.disconnect(nowait=True)
+                    if connection is not None:
+                        with contextlib.suppress(Exception):
+                            await connection.disconnect(nowait=True)
+                failed = True
                 await asyncio.sleep(RECONNECT_INTERVAL)
         finally:
-            await pool.disconnect()
+            if pool is not None:
+                await pool.disconnect()
 
     def _lost(self, error: BaseException) -> None:
         """The connection failed: once per outage, log it and tell every local stream."""
@@ -346,12 +382,14 @@ class Inbox:
                 if isinstance(reply, Exception):
                     raise reply
                 kind = reply[0]
-                if kind == b"message":
+                if kind in (b"message", b"smessage"):
                     try:
                         self._handlers[reply[1]](reply[2])
                     except Exception:  # one bad message must not cost the connection
                         logger.exception("pubsub_message_failed")
-                elif kind == b"subscribe":
+                elif kind == b"sunsubscribe":  # the inbox's slot moved to another node
+                    raise RedisConnectionError("The inbox's slot moved.")
+                elif kind in (b"subscribe", b"ssubscribe"):
                     confirmed.add(reply[1])
                     if len(confirmed) == len(self._handlers):
                         self.subscribed.set()

@@ -340,6 +340,35 @@ def check_sentinels(sentinels: tuple, values: Values) -> None:
         raise ConfigError("REDIS_SENTINELS needs a redis:// or rediss:// REDIS_URL, not unix://")
 
 
+def check_cluster_nodes(nodes: tuple, values: Values) -> None:
+    if nodes and values["redis_sentinels"]:
+        raise ConfigError(
+            "REDIS_CLUSTER_NODES and REDIS_SENTINELS exclude each other "
+            "(a cluster fails over by itself)"
+        )
+    if nodes and values["redis_url"].startswith("unix://"):
+        raise ConfigError(
+            "REDIS_CLUSTER_NODES needs a redis:// or rediss:// REDIS_URL, not unix://"
+        )
+
+
+_POOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def pool_list(value: str, name: str) -> tuple[str, ...]:
+    """Names of match pools: lower-case letters, digits, ``-`` and ``_``, each once."""
+    pools = tuple(dict.fromkeys(comma_list(value, name)))
+    for pool in pools:
+        if not _POOL_PATTERN.fullmatch(pool):
+            raise ConfigError(
+                f"{name} must list pool names of 1 to 32 lower-case letters, digits, - or _ "
+                f"(starting with a letter or digit), got {pool!r}"
+            )
+    if not pools:
+        raise ConfigError(f"{name} must name at least one pool")
+    return pools
+
+
 @dataclass(frozen=True)
 class Config:
     """Every setting, parsed; declared in the order they are parsed and documented (a
@@ -428,6 +457,17 @@ class Config:
         "Name of the primary in Sentinel (`sentinel monitor <name> …`); used with "
         "`REDIS_SENTINELS`",
         section=REDIS,
+    )
+    redis_cluster_nodes: tuple[tuple[str, int], ...] = setting(
+        host_port_list,
+        (),
+        "Comma list of Redis Cluster nodes `host:port` (any few; the rest are found). "
+        "When set, every client, the Channels layer (sharded pub/sub) and the cache use "
+        "the cluster, which must run Redis 7 or later, and each match pool's keys live in "
+        "one hash slot (see [Redis Cluster](#redis-cluster-and-match-pools)); `REDIS_URL` "
+        "then gives only the credentials and TLS (`rediss://`), not the host",
+        section=REDIS,
+        check=check_cluster_nodes,
     )
 
     # --- Discovery and chat servers ---
@@ -635,6 +675,15 @@ class Config:
         integer(60, 86400 * 365),
         86400,
         "How long an unended chat session stays retrievable",
+        section=MATCHMAKING,
+    )
+    match_pools: tuple[str, ...] = setting(
+        pool_list,
+        ("default",),
+        "Comma list of match pools (a region, a language, a campus): users are matched only "
+        "within their pool, which a stream names with `pool=`; streams naming none go to "
+        "the first. Each pool's queues and sessions live in one Redis hash slot, so on a "
+        "cluster the pools spread over the primaries",
         section=MATCHMAKING,
     )
     popular_window_seconds: int = setting(

@@ -27,7 +27,7 @@ def answers(connect: Callable[[], redis.Redis]) -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except (redis.RedisError, OSError, ValueError):
+    except (redis.RedisError, redis.exceptions.RedisClusterException, OSError, ValueError):
         return False
 
 
@@ -46,6 +46,22 @@ def sentinel_primary_answers(
     return answers(
         lambda: Sentinel(sentinels, sentinel_kwargs=options).master_for(
             master_name, **options, **sentinel_connection_options(redis_url)
+        )
+    )
+
+
+def cluster_answers(nodes: Sequence[tuple[str, int]], redis_url: str, timeout: float = 0.5) -> bool:
+    """Whether a Redis Cluster answers at one of ``nodes`` with every slot served."""
+    from redis.cluster import ClusterNode, RedisCluster
+
+    from animochat.redis_client import cluster_connection_options
+
+    options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    return answers(
+        lambda: RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+            **options,
+            **cluster_connection_options(redis_url),
         )
     )
 

@@ -24,6 +24,7 @@ ERROR_CODES: dict[str, tuple[tuple[int, ...], str]] = {
     "TOO_MANY_INTERESTS": ((400,), "More than 10 distinct interests."),
     "INVALID_FALLBACK_AFTER": ((400,), "`fallbackAfter` is not a number of seconds 0-600."),
     "INVALID_LAST_EVENT_ID": ((400,), "`Last-Event-ID` names no stream of this user."),
+    "INVALID_POOL": ((400,), "`pool` is not one of `MATCH_POOLS`."),
     "INVALID_QUERY": ((400,), "The query string is not valid UTF-8."),
     "INVALID_LIMIT": ((400,), "`limit` is not a whole number from 1 to 50."),
     "DUPLICATE_PARAMETER": ((400,), "A query parameter was given more than once."),

@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from animochat import ratelimit
 from animochat.apps import app_modules
-from animochat.redis_client import LuaScript, get_redis
+from animochat.redis_client import LuaScript, cluster_mode, get_redis
 
 READY, DOWN, UNKNOWN = "ready", "down", "unknown"
 # Probes have short timeouts of their own: answer within about two seconds, whatever
@@ -88,28 +88,34 @@ def shipped_scripts() -> tuple[LuaScript, ...]:
 
 
 async def redis_and_scripts() -> tuple[str, str]:
-    """(Redis, scripts) states: one round trip, plus one more to load missing scripts."""
+    """(Redis, scripts) states: one round trip, plus one more to load missing scripts
+    (on a cluster, each goes to every primary)."""
     scripts = shipped_scripts()
     client = get_redis()
+    shas = [script.sha for script in scripts]
     try:
         async with asyncio.timeout(REDIS_CHECK_TIMEOUT):
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.ping()
-                pipe.script_exists(*(script.sha for script in scripts))
-                # A refusal of the scripting commands alone (an ACL) is the scripts' check.
-                pong, present = await pipe.execute(raise_on_error=False)
+            # A refusal of the scripting commands alone (an ACL) is the scripts' check.
+            if cluster_mode():  # a cluster pipeline sends keyless commands to one node
+                pong, present = await asyncio.gather(
+                    client.ping(), client.script_exists(*shas), return_exceptions=True
+                )
+            else:
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.ping()
+                    pipe.script_exists(*shas)
+                    pong, present = await pipe.execute(raise_on_error=False)
             if isinstance(pong, Exception):
                 return DOWN, UNKNOWN
             if isinstance(present, Exception):
                 return READY, DOWN
             missing = [script for script, there in zip(scripts, present, strict=True) if not there]
-            if missing:
-                async with client.pipeline(transaction=False) as pipe:
-                    for script in missing:
-                        pipe.script_load(script.source)
-                    loads = await pipe.execute(raise_on_error=False)
-                if any(isinstance(load, Exception) for load in loads):
-                    return READY, DOWN  # a script Redis refuses to compile, say
+            loads = await asyncio.gather(
+                *(client.script_load(script.source) for script in missing),
+                return_exceptions=True,
+            )
+            if any(isinstance(load, Exception) for load in loads):
+                return READY, DOWN  # a script Redis refuses to compile, say
     except (RedisError, OSError):  # unreachable; OSError includes TimeoutError
         return DOWN, UNKNOWN
     return READY, READY

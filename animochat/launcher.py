@@ -37,7 +37,12 @@ from pathlib import Path
 from typing import NamedTuple, NoReturn
 
 from animochat.config import Config, ConfigError, load_config, project_dir, read_environment
-from animochat.embedded_redis import EmbeddedRedis, redis_answers, sentinel_primary_answers
+from animochat.embedded_redis import (
+    EmbeddedRedis,
+    cluster_answers,
+    redis_answers,
+    sentinel_primary_answers,
+)
 from animochat.manage import main as manage_main
 
 BASE_DIR = project_dir()
@@ -124,7 +129,15 @@ def prepare_environment() -> Prepared:
     config = checked_config(env)
 
     embedded = None
-    if config.redis_sentinels:
+    if config.redis_cluster_nodes:
+        nodes = ",".join(f"{host}:{port}" for host, port in config.redis_cluster_nodes)
+        if not cluster_answers(config.redis_cluster_nodes, config.redis_url, timeout=2):
+            fail(
+                f"no Redis Cluster answers with its slots covered at REDIS_CLUSTER_NODES={nodes}. "
+                "Check the nodes and `redis-cli cluster info` (cluster_state:ok)."
+            )
+        say("redis", nodes=nodes, source="REDIS_CLUSTER_NODES")
+    elif config.redis_sentinels:
         sentinels = ",".join(f"{host}:{port}" for host, port in config.redis_sentinels)
         if not sentinel_primary_answers(
             config.redis_sentinels, config.redis_master_name, config.redis_url, timeout=2

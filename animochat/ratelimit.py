@@ -47,7 +47,7 @@ async def check_rate_limit(group: str, client: str, limit: int | None = None) ->
     now = time.time()
     window = int(now // WINDOW_SECONDS)
     key = f"ratelimit:{group}:{client_bucket(client)}:{window}"
-    count = int(await RATE_LIMIT(key, WINDOW_SECONDS + 1))
+    count = int(await RATE_LIMIT(WINDOW_SECONDS + 1, keys=(key,)))
     if count > limit:
         raise RateLimited(max(1, int((window + 1) * WINDOW_SECONDS - now) + 1))
 

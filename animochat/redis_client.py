@@ -12,11 +12,17 @@ With ``REDIS_SENTINELS`` set, every one of them (and the Channels layer, see
 whenever it opens a connection, so after a failover new connections go to the new
 primary without a restart; ``REDIS_URL`` then gives only the database, the credentials
 and TLS (``rediss://``).
+
+With ``REDIS_CLUSTER_NODES`` set, the clients are redis-py's cluster clients
+(``redis.asyncio.cluster.RedisCluster`` for requests, ``redis.cluster.RedisCluster``
+for synchronous code), and the batcher sends each command to the primary serving the
+slot of its first key (a script's first ``KEYS`` entry): one batch per primary.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
@@ -27,13 +33,22 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.cluster
+import redis.cluster
 import redis.sentinel
 from django.conf import settings
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    NoScriptError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -73,6 +88,57 @@ class SentinelBlockingConnectionPool(SentinelConnectionPool, aioredis.BlockingCo
     (redis-py's SentinelConnectionPool would fail at once past ``max_connections``)."""
 
 
+def cluster_mode() -> bool:
+    """Whether the service runs on Redis Cluster (``REDIS_CLUSTER_NODES``)."""
+    return bool(settings.REDIS_CLUSTER_NODES)
+
+
+def cluster_connection_options(redis_url: str) -> dict[str, Any]:
+    """What ``REDIS_URL`` still says on a cluster: credentials and TLS (a cluster has
+    one database, 0)."""
+    options = sentinel_connection_options(redis_url)
+    options.pop("db", None)
+    return options
+
+
+# Connections a process may open to each cluster primary; the batcher's batches and the
+# cluster client's own commands share them.
+CLUSTER_MAX_CONNECTIONS = 512
+# Only connection failures are retried (see get_redis): a timed-out script may have run.
+CLUSTER_RETRY_ATTEMPTS = 2
+
+
+def async_cluster_client(**options: Any) -> redis.asyncio.cluster.RedisCluster:
+    return redis.asyncio.cluster.RedisCluster(
+        startup_nodes=[
+            redis.asyncio.cluster.ClusterNode(host, port)
+            for host, port in settings.REDIS_CLUSTER_NODES
+        ],
+        max_connections=CLUSTER_MAX_CONNECTIONS,
+        retry=Retry(
+            ExponentialBackoff(cap=0.2, base=0.02),
+            retries=CLUSTER_RETRY_ATTEMPTS,
+            supported_errors=(RedisConnectionError,),
+        ),
+        **cluster_connection_options(settings.REDIS_URL),
+        **options,
+    )
+
+
+async def cluster_node_connection(key: str, refresh: bool, **options: Any) -> aioredis.Connection:
+    """A new connection (not yet connected) to the primary serving ``key``'s slot, for a
+    subscriber; ``refresh`` asks the cluster for its slots first (after a failure)."""
+    client = get_redis()
+    if refresh:
+        await client.nodes_manager.initialize()
+    else:
+        await client.initialize()
+    node = client.get_node_from_key(key)
+    options = {**cluster_connection_options(settings.REDIS_URL), **options}
+    connection_class = aioredis.SSLConnection if options.pop("ssl", False) else aioredis.Connection
+    return connection_class(host=node.host, port=node.port, **options)
+
+
 def async_connection_pool(**options: Any) -> aioredis.ConnectionPool:
     """A blocking pool on the Redis primary: ``REDIS_URL``'s, or Sentinel's."""
     if settings.REDIS_SENTINELS:
@@ -94,10 +160,14 @@ _command_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CommandB
 
 
 def get_redis() -> aioredis.Redis:
-    """The asyncio Redis client for the running event loop."""
+    """The asyncio Redis client for the running event loop (a cluster client with
+    ``REDIS_CLUSTER_NODES``: the same commands, each routed by its keys' slot)."""
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
-    if client is None:
+    if client is None and cluster_mode():
+        client = async_cluster_client(**CONNECTION_OPTIONS)
+        _async_clients[loop] = client
+    elif client is None:
         # The retry belongs to the pool: redis-py ignores one given to Redis() beside a
         # pool. Only connection failures are retried, never timeouts, since a timed-out
         # script (the matcher) may have run and must not run twice.
@@ -121,7 +191,11 @@ def command_batcher() -> CommandBatcher:
     loop = asyncio.get_running_loop()
     batcher = _command_batchers.get(loop)
     if batcher is None:
-        batcher = CommandBatcher(get_redis().connection_pool)
+        client = get_redis()
+        if isinstance(client, redis.asyncio.cluster.RedisCluster):
+            batcher = ClusterCommandBatcher(client)
+        else:
+            batcher = CommandBatcher(client.connection_pool)
         _command_batchers[loop] = batcher
     return batcher
 
@@ -158,13 +232,23 @@ async def close_redis() -> None:
     if batcher is not None:
         await batcher.drain()
     client = _async_clients.pop(loop, None)
-    if client is not None:
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        await client.aclose()
+    elif client is not None:
         # A pool handed to Redis() is not closed with it unless asked.
         await client.aclose(close_connection_pool=True)
 
 
 def get_sync_redis() -> redis.Redis:
     """A synchronous client decoding replies to ``str``, for commands and threads."""
+    if cluster_mode():
+        return redis.cluster.RedisCluster(
+            startup_nodes=[
+                redis.cluster.ClusterNode(host, port) for host, port in settings.REDIS_CLUSTER_NODES
+            ],
+            **cluster_connection_options(settings.REDIS_URL),
+            **CONNECTION_OPTIONS,
+        )
     if settings.REDIS_SENTINELS:
         sentinel = redis.sentinel.Sentinel(
             settings.REDIS_SENTINELS, sentinel_kwargs=SENTINEL_OPTIONS
@@ -196,16 +280,17 @@ class CommandBatcher:
     of the batch with the error, as a single call would.
     """
 
-    def __init__(self, pool: aioredis.ConnectionPool, max_batch: int = 16) -> None:
+    def __init__(self, pool: Any, max_batch: int = 16) -> None:
         self.pool = pool
         self.max_batch = max_batch
         self.pending: list[tuple[tuple[Any, ...], asyncio.Future]] = []
         self.flush_scheduled = False
         self.in_flight: set[asyncio.Task] = set()
 
-    def evalsha(self, sha: str, *args: Any) -> asyncio.Future:
-        """``EVALSHA sha 0 *args``; the reply, or a ``RedisError``, arrives in the future."""
-        return self.execute("EVALSHA", sha, 0, *args)
+    def evalsha(self, sha: str, keys: tuple[str, ...], *args: Any) -> asyncio.Future:
+        """``EVALSHA sha len(keys) *keys *args``; the reply, or a ``RedisError``,
+        arrives in the future."""
+        return self.execute("EVALSHA", sha, len(keys), *keys, *args)
 
     def execute(self, *command: Any) -> asyncio.Future:
         """Any command whose reply needs no parsing (a script, ``PUBLISH``)."""
@@ -220,10 +305,17 @@ class CommandBatcher:
     def flush(self) -> None:
         self.flush_scheduled = False
         pending, self.pending = self.pending, []
+        self.start(self.dispatch(pending))
+
+    def start(self, work: Coroutine) -> None:
+        task = asyncio.ensure_future(work)
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+
+    async def dispatch(self, pending: list[tuple[tuple[Any, ...], asyncio.Future]]) -> None:
+        """Send ``pending`` in batches of up to ``max_batch``, all at once."""
         for start in range(0, len(pending), self.max_batch):
-            task = asyncio.ensure_future(self.send(pending[start : start + self.max_batch]))
-            self.in_flight.add(task)
-            task.add_done_callback(self.in_flight.discard)
+            self.start(self.send(pending[start : start + self.max_batch], self.pool))
 
     async def drain(self) -> None:
         """Wait for the calls already made (before closing the pool)."""
@@ -232,11 +324,20 @@ class CommandBatcher:
                 self.flush()
             await asyncio.gather(*self.in_flight, return_exceptions=True)
 
-    async def send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future]]) -> None:
+    def redirected(self, command: tuple[Any, ...], future: asyncio.Future, reply: Any) -> bool:
+        """Whether ``reply`` sends ``command`` elsewhere (a cluster's), which then answers
+        ``future``; never on a single Redis."""
+        return False
+
+    def connection_failed(self) -> None:
+        """A connection of a batch failed (a cluster then looks up its nodes again)."""
+
+    async def send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future]], pool: Any) -> None:
         """Write the batch, then hand each reply to its caller as soon as it is read."""
         try:
-            connection = await self.pool.get_connection()
+            connection = await pool.get_connection()
         except Exception as error:
+            self.connection_failed()
             fail(batch, error)
             return
         try:
@@ -248,13 +349,13 @@ class CommandBatcher:
                 await connection.send_packed_command(packed, check_health=False)
             # One deadline for the batch: a timer per reply costs more than a reply.
             async with asyncio.timeout(CONNECTION_OPTIONS["socket_timeout"]):
-                for _, future in batch:
+                for command, future in batch:
                     try:
                         reply = await connection.read_response(timeout=math.inf)
                     except ResponseError as error:  # this script's own, e.g. NOSCRIPT
                         reply = error
-                    if future.done():  # its caller was cancelled
-                        continue
+                    if future.done() or self.redirected(command, future, reply):
+                        continue  # its caller was cancelled, or another node answers
                     if isinstance(reply, Exception):
                         future.set_exception(reply)
                     else:
@@ -267,11 +368,98 @@ class CommandBatcher:
         except Exception as error:
             # Replies may be left unread on it: it must not serve anyone else.
             await connection.disconnect()
+            if isinstance(error, RedisConnectionError | OSError):
+                self.connection_failed()
             if isinstance(error, TimeoutError):
                 error = RedisTimeoutError("Timeout reading from Redis")
             fail(batch, error)
         finally:
-            await self.pool.release(connection)
+            await pool.release(connection)
+
+
+# A cluster's answers that mean "not here, not now": the command did not run, so it may
+# be sent again, to the node the cluster names.
+REDIRECTIONS = (MovedError, AskError, TryAgainError, ClusterDownError)
+
+
+class ClusterCommandBatcher(CommandBatcher):
+    """:class:`CommandBatcher` on Redis Cluster: one batch per primary.
+
+    A command goes to the primary serving the slot of its first key (``EVALSHA``: its
+    first ``KEYS`` entry; ``SPUBLISH``: its channel). A command the cluster redirects
+    (a slot moving, a failover) did not run: it is sent again through the cluster
+    client, which follows the redirection and updates its slot table.
+    """
+
+    def __init__(self, client: redis.asyncio.cluster.RedisCluster, max_batch: int = 16) -> None:
+        super().__init__(None, max_batch)
+        self.client = client
+        self.refresh: asyncio.Task | None = None
+
+    async def dispatch(self, pending: list[tuple[tuple[Any, ...], asyncio.Future]]) -> None:
+        try:
+            await self.client.initialize()  # the slot table, fetched once
+            by_node: dict[Any, list[tuple[tuple[Any, ...], asyncio.Future]]] = {}
+            for call in pending:
+                by_node.setdefault(self.node_for(call[0]), []).append(call)
+        except Exception as error:
+            self.connection_failed()
+            fail(pending, error)
+            return
+        for node, calls in by_node.items():
+            source = _ClusterNodeConnections(node)
+            for start in range(0, len(calls), self.max_batch):
+                self.start(self.send(calls[start : start + self.max_batch], source))
+
+    def node_for(self, command: tuple[Any, ...]) -> Any:
+        if command[0] in ("EVALSHA", "EVAL"):
+            key = command[3] if int(command[2]) > 0 else None
+        elif command[0] == "PUBLISH":  # reaches every node's subscribers
+            key = None
+        else:
+            key = command[1]
+        if key is None:
+            return self.client.get_default_node()
+        return self.client.get_node_from_key(key)
+
+    def redirected(self, command: tuple[Any, ...], future: asyncio.Future, reply: Any) -> bool:
+        if not isinstance(reply, REDIRECTIONS):
+            return False
+
+        async def again() -> None:
+            try:
+                result = await self.client.execute_command(*command)
+            except Exception as error:
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+        self.start(again())
+        return True
+
+    def connection_failed(self) -> None:
+        # A primary may have failed over: look the slots up again (once at a time).
+        if self.refresh is None or self.refresh.done():
+            self.refresh = asyncio.ensure_future(self._refresh())
+
+    async def _refresh(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.nodes_manager.initialize()
+
+
+class _ClusterNodeConnections:
+    """A cluster primary's connections, as the batcher takes them from a pool."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+    async def get_connection(self) -> Any:
+        return self.node.acquire_connection()  # connects on its first write
+
+    async def release(self, connection: Any) -> None:
+        self.node.release(connection)
 
 
 def fail(calls: list[tuple[tuple[Any, ...], asyncio.Future]], error: BaseException) -> None:
@@ -303,15 +491,16 @@ class LuaScript:
             weakref.WeakKeyDictionary()
         )
 
-    async def __call__(self, *args: Any) -> Any:
-        """Run the script on the running loop's connections (see :class:`CommandBatcher`)."""
+    async def __call__(self, *args: Any, keys: tuple[str, ...] = ()) -> Any:
+        """Run the script on the running loop's connections (see :class:`CommandBatcher`);
+        on a cluster, on the primary of ``keys[0]``'s slot."""
         loads = self._loads.get(asyncio.get_running_loop())
         loaded = loads.completed if loads else 0
         try:
-            return await command_batcher().evalsha(self.sha, *args)
+            return await command_batcher().evalsha(self.sha, keys, *args)
         except NoScriptError:  # the script did not run: calling it again is safe
             await self.load(loaded)
-            return await command_batcher().evalsha(self.sha, *args)
+            return await command_batcher().evalsha(self.sha, keys, *args)
 
     async def load(self, loaded: int = 0) -> None:
         """Send the script, unless a load made since the caller's call (which saw
@@ -327,17 +516,17 @@ class LuaScript:
 
     async def _send_load(self, loads: _ScriptLoads) -> None:
         try:
-            await get_redis().script_load(self.source)
+            await get_redis().script_load(self.source)  # on a cluster, to every primary
             loads.completed += 1
         finally:
             loads.pending = None
 
-    def call_sync(self, client: redis.Redis, *args: Any) -> Any:
+    def call_sync(self, client: redis.Redis, *args: Any, keys: tuple[str, ...] = ()) -> Any:
         try:
-            return client.evalsha(self.sha, 0, *args)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             client.script_load(self.source)
-            return client.evalsha(self.sha, 0, *args)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
 
 
 class _ScriptLoads:

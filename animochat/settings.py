@@ -111,14 +111,20 @@ if CONFIG.redis_sentinels:
         SENTINELS=CONFIG.redis_sentinels,
         SENTINEL_KWARGS=SENTINEL_OPTIONS,
     )
+if CONFIG.redis_cluster_nodes:
+    # The URL gives only credentials and TLS; the nodes come from REDIS_CLUSTER_NODES.
+    CACHES["default"]["OPTIONS"]["CONNECTION_FACTORY"] = (
+        "animochat.cluster_cache.ClusterConnectionFactory"
+    )
 # Admin log-ins live in the database, cached in Redis for every instance to share.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # Pub/sub channels ignore Redis database numbers, so the database is part of the
 # prefix: deployments (or test runs) sharing one Redis never hear each other.
-_REDIS_DB = urlsplit(CONFIG.redis_url).path.strip("/") or "0"
+_REDIS_DB = "0" if CONFIG.redis_cluster_nodes else urlsplit(CONFIG.redis_url).path.strip("/") or "0"
 # One Redis inbox per process (see animochat/channel_layer.py); it connects to the
-# project's Redis, through Sentinel when REDIS_SENTINELS is set, as the other clients do.
+# project's Redis, through Sentinel when REDIS_SENTINELS is set, as the other clients do
+# (on a cluster, a sharded channel on the primary of its slot).
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "animochat.channel_layer.RedisInboxChannelLayer",

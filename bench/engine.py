@@ -66,14 +66,17 @@ def interests_for(rng: random.Random) -> list[str]:
 class UnbatchedScripts:
     """Comparison only: each script call as its own ``EVALSHA`` through redis-py."""
 
-    def evalsha(self, sha: str, *args):
+    def evalsha(self, sha: str, keys: tuple[str, ...], *args):
         from animochat.redis_client import get_redis
 
-        return get_redis().evalsha(sha, 0, *args)
+        return get_redis().evalsha(sha, len(keys), *keys, *args)
 
 
-async def drive(worker: int, callers: int, calls: int, seed: int, unbatched: bool) -> dict:
-    """``calls`` enqueue_or_match calls from ``callers`` tasks; returns counts and times."""
+async def drive(
+    worker: int, callers: int, calls: int, seed: int, unbatched: bool, pools: tuple[str, ...] = ()
+) -> dict:
+    """``calls`` enqueue_or_match calls from ``callers`` tasks; returns counts and times.
+    With ``pools``, the users are spread over those match pools in turn."""
     from animochat import redis_client
     from animochat.redis_client import close_redis, get_redis
     from matchmaking import services
@@ -82,19 +85,24 @@ async def drive(worker: int, callers: int, calls: int, seed: int, unbatched: boo
         redis_client.command_batcher = UnbatchedScripts
 
     rng = random.Random(seed)
-    users = [(f"w{worker}-u{n}", interests_for(rng), uuid.uuid4().hex) for n in range(calls)]
+    in_pool = pools or (None,)
+    users = [
+        (f"w{worker}-u{n}", interests_for(rng), uuid.uuid4().hex, in_pool[n % len(in_pool)])
+        for n in range(calls)
+    ]
     # Load the script and open every pooled connection before the clock starts.
     redis = get_redis()
-    await services.enqueue_or_match("warmup", ["WARMUP"], uuid.uuid4().hex)
+    for pool in in_pool:
+        await services.enqueue_or_match("warmup", ["WARMUP"], uuid.uuid4().hex, pool=pool)
+        await services.leave_queues("warmup", pool=pool)
     await asyncio.gather(*(redis.ping() for _ in range(callers)))
-    await services.leave_queues("warmup")
 
     states: dict[str, int] = {}
     next_user = iter(users)
 
     async def caller() -> None:
-        for user_id, interests, token in next_user:
-            result = await services.enqueue_or_match(user_id, interests, token)
+        for user_id, interests, token, pool in next_user:
+            result = await services.enqueue_or_match(user_id, interests, token, pool=pool)
             if result.state == services.MATCHED_STATE:  # as the stream does, holding the reply
                 await services.confirm_match(result, user_id, token)
             states[result.state] = states.get(result.state, 0) + 1
@@ -116,13 +124,15 @@ async def drive(worker: int, callers: int, calls: int, seed: int, unbatched: boo
     }
 
 
-def worker_main(worker, callers, calls, seed, unbatched, barrier, results) -> None:
-    os.environ.update(ENGINE_ENV)
+def worker_main(
+    worker, callers, calls, seed, unbatched, barrier, results, env=ENGINE_ENV, pools=()
+) -> None:
+    os.environ.update(env)
     import django
 
     django.setup()
     barrier.wait(timeout=60)
-    results.put(asyncio.run(drive(worker, callers, calls, seed, unbatched)))
+    results.put(asyncio.run(drive(worker, callers, calls, seed, unbatched, pools)))
 
 
 def redis_cpu(client) -> float:
@@ -130,18 +140,40 @@ def redis_cpu(client) -> float:
     return info["used_cpu_sys"] + info["used_cpu_user"]
 
 
-def run_engine(processes: int, callers: int, calls: int, seed: int, unbatched: bool) -> dict:
+def run_engine(
+    processes: int,
+    callers: int,
+    calls: int,
+    seed: int,
+    unbatched: bool,
+    env: dict[str, str] = ENGINE_ENV,
+    pools: tuple[str, ...] = (),
+    servers: list | None = None,
+) -> dict:
+    """One run; ``servers`` (plain clients of every Redis serving it, flushed before the
+    run: default, the one at BENCH_REDIS_URL) give Redis' CPU, summed."""
     import redis
 
-    client = redis.Redis.from_url(BENCH_REDIS_URL)
-    client.flushdb()
+    servers = servers or [redis.Redis.from_url(BENCH_REDIS_URL)]
+    for client in servers:
+        client.flushdb()
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(processes + 1), ctx.Queue()
     per_worker = [callers // processes + (i < callers % processes) for i in range(processes)]
     workers = [
         ctx.Process(
             target=worker_main,
-            args=(i, per_worker[i], calls // processes, seed + i, unbatched, barrier, results),
+            args=(
+                i,
+                per_worker[i],
+                calls // processes,
+                seed + i,
+                unbatched,
+                barrier,
+                results,
+                env,
+                pools,
+            ),
         )
         for i in range(processes)
     ]
@@ -149,15 +181,16 @@ def run_engine(processes: int, callers: int, calls: int, seed: int, unbatched: b
         worker.start()
     try:
         barrier.wait(timeout=90)
-        cpu0, machine0 = redis_cpu(client), psutil.cpu_times()
+        cpu0, machine0 = sum(map(redis_cpu, servers)), psutil.cpu_times()
         reports = [results.get(timeout=360) for _ in workers]
-        redis_cpu_s, machine1 = redis_cpu(client) - cpu0, psutil.cpu_times()
+        redis_cpu_s, machine1 = sum(map(redis_cpu, servers)) - cpu0, psutil.cpu_times()
     finally:
         for worker in workers:
             worker.join(timeout=10)
             if worker.is_alive():
                 worker.kill()
-    client.close()
+    for client in servers:
+        client.close()
     total = sum(r["calls"] for r in reports)
     wall = max(r["finished"] for r in reports) - min(r["started"] for r in reports)
     states: dict[str, int] = {}
@@ -203,9 +236,9 @@ def trivial_evalsha_ceiling(clients: int) -> float:
 class ArgumentRecorder:
     """Stands in for the Redis client to capture the arguments the product sends."""
 
-    async def evalsha(self, sha: str, *args):
+    async def evalsha(self, sha: str, keys: tuple[str, ...], *args):
         if not hasattr(self, "sha"):  # the matcher's call, not the bookkeeping after it
-            self.sha, self.args = sha, [str(a) for a in args]
+            self.sha, self.args = sha, [str(len(keys)), *keys, *(str(a) for a in args)]
         return ["WAITING", "0", ""]
 
 
@@ -234,7 +267,7 @@ def matcher_script_from_c_client(clients: int) -> float:
     client.flushdb()
     client.script_load(store.ENQUEUE_OR_MATCH.source)
     client.close()
-    args = ["EVALSHA", recorder.sha, "0", *recorder.args]
+    args = ["EVALSHA", recorder.sha, *recorder.args]
     return redis_benchmark(["-r", "100000000", *args], 100_000, clients)
 
 

@@ -26,6 +26,7 @@ from django.urls import URLPattern, path, re_path
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
+from animochat import pools
 from animochat.admin import LANDING, Dashboard
 from animochat.admin_pages import (
     call,
@@ -155,6 +156,8 @@ class MatchmakingDashboard(Dashboard):
                 "refresh_seconds": REFRESH_SECONDS if refresh else 0,
                 # Action buttons are shown only to those who may use them.
                 "can_manage": can_manage(request),
+                # The pages add every pool up (see matchmaking/store.py): say so.
+                "match_pools": pools.pools(),
                 **context,
             },
         )

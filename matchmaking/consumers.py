@@ -116,14 +116,16 @@ class MatchmakingStreamConsumer(WaitingStream):
 
     async def match_or_wait(self, request: StreamRequest) -> None:
         user_id, self.interests, started = request.user_id, request.interests, time.monotonic()
+        self.pool = request.pool
         queued = False
         try:
             await self.subscription.open()
             result = await services.enqueue_or_match(
-                user_id, self.interests, self.channel, request.fallback_after
+                user_id, self.interests, self.channel, request.fallback_after, self.pool
             )
-            if result.replaced_token:  # an older stream held the place: it must close
-                await notifications.send(result.replaced_token, notifications.STREAM_REPLACED)
+            # An older stream held the place (in this pool or another): it must close.
+            for replaced in filter(None, (result.replaced_token, *result.other_replaced_tokens)):
+                await notifications.send(replaced, notifications.STREAM_REPLACED)
             if result.state == services.MATCHED_STATE:
                 return await self.on_matched_here(result, started)
             if result.state == services.MAINTENANCE_STATE:
@@ -164,5 +166,5 @@ class MatchmakingStreamConsumer(WaitingStream):
             await self.subscription.close()
 
     async def leave(self, outcome: str, started: float) -> None:
-        removed = await services.leave_queues(self.user_id, self.channel)
+        removed = await services.leave_queues(self.user_id, self.channel, self.pool)
         log_event(logger, outcome, user=self.user_id, removed=removed, waitedMs=ms(started))

@@ -97,6 +97,15 @@ def paths() -> dict[str, Any]:
                         "schema": {"type": "number", "minimum": 0, "maximum": 600},
                     },
                     {
+                        "name": "pool",
+                        "in": "query",
+                        "required": False,
+                        "description": "The match pool (MATCH_POOLS): users are matched "
+                        "only with users of the same pool. When absent: the first pool. "
+                        "Any other name: 400 INVALID_POOL.",
+                        "schema": {"type": "string", "enum": list(settings.MATCH_POOLS)},
+                    },
+                    {
                         "name": "token",
                         "in": "query",
                         "required": False,

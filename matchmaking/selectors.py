@@ -24,10 +24,12 @@ from . import events, notifications, store, stream_ids
 from .metrics import bucket_quantile, open_streams
 
 
-async def user_session_and_pending(user_id: str) -> tuple[dict[str, Any] | None, bool]:
-    """The user's chat session, and whether its match awaits its arriving side's
-    confirmation (see :func:`matchmaking.services.confirm_match`)."""
-    return await store.user_session_and_pending(user_id)
+async def user_session_and_pending(
+    user_id: str, pool: str | None = None
+) -> tuple[dict[str, Any] | None, bool]:
+    """The user's chat session in ``pool``, and whether its match awaits its arriving
+    side's confirmation (see :func:`matchmaking.services.confirm_match`)."""
+    return await store.user_session_and_pending(user_id, pool)
 
 
 async def reconnect_event(user_id: str, last_event_id: str) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ import redis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from animochat import pools
 from animochat.auth import NotAuthorized, authorize_user
 from animochat.logging import log_event
 from animochat.redis_client import in_background
@@ -52,11 +53,13 @@ class MatcherReply:
     waiting: int = 0  # others waiting in the user's queues (WAITING only)
     estimated_wait_seconds: int | None = None
     replaced_token: str = ""  # an older stream of the user that must be told to close
+    other_replaced_tokens: tuple[str, ...] = ()  # the same, of places in other pools
     # A match stands once the arriving side, holding the reply, confirms it; until then
     # the partner is not told (see confirm_match). A match learnt by undoing a call
     # whose reply was lost had been confirmed, and its partner learns of it themselves.
     confirmed: bool = False
     tell_partner: bool = True
+    pool: str = pools.DEFAULT_POOL  # where the call ran: the match's session lives there
 
 
 WAITING_STATE = "WAITING"
@@ -111,8 +114,16 @@ def _cooldown_ms() -> int:
     return settings.REMATCH_COOLDOWN * 1000
 
 
+def _pool(pool: str | None) -> str:
+    return pool if pool is not None else pools.default_pool()
+
+
 async def enqueue_or_match(
-    user_id: str, interests: list[str], token: str, fallback_after: float | None = None
+    user_id: str,
+    interests: list[str],
+    token: str,
+    fallback_after: float | None = None,
+    pool: str | None = None,
 ) -> MatcherReply:
     """Match ``user_id`` with the longest-waiting compatible user, or queue them.
 
@@ -123,7 +134,14 @@ async def enqueue_or_match(
     ``interests`` must already be normalized (see :mod:`matchmaking.validation`).
     ``fallback_after=0`` makes the user matchable with anyone at once (a positive delay
     is the stream's to keep: it calls :func:`enter_fallback` when the time comes).
+
+    ``pool`` (default: the first of ``MATCH_POOLS``) is the only pool searched. With
+    several pools, the user first leaves every other pool (their place and session
+    there, as the matcher does within its pool): a user waits in one pool at a time.
+    Stream tokens of places given up there come back as ``other_replaced_tokens``.
     """
+    pool = _pool(pool)
+    left_elsewhere = await store.leave_other_pools(user_id, pool) if len(pools.pools()) > 1 else []
     chat_id = uuid.uuid4().hex
     call = store.enqueue_or_match(
         user_id,
@@ -136,8 +154,11 @@ async def enqueue_or_match(
         cooldown_ms=_cooldown_ms(),
         fallback_after_ms=-1 if fallback_after is None else int(fallback_after * 1000),
         fallback_servers=settings.CHAT_SERVER_URLS,
+        pool=pool,
     )
-    result = await _answered_or_undone(call, chat_id, user_id, token)
+    result = await _answered_or_undone(call, chat_id, user_id, token, pool)
+    if left_elsewhere:
+        result = replace(result, other_replaced_tokens=tuple(left_elsewhere))
     after_arrival(interests, result)
     return await _with_estimate(result, interests)
 
@@ -150,8 +171,8 @@ def after_arrival(interests: list[str], result: MatcherReply) -> None:
     """
     if result.state not in (WAITING_STATE, MATCHED_STATE):
         return
-    turn = Bookkeeping.this_turn()
-    if not result.replaced_token:
+    turn = Bookkeeping.this_turn(result.pool)
+    if not (result.replaced_token or result.other_replaced_tokens):
         turn.interests.update(interests)
     turn.history.update(_match_counts(result))
     turn.sample_waiting |= _waiting_sample_due()
@@ -166,13 +187,16 @@ class Bookkeeping:
     counts are summed here and written by one call of ``lua/bookkeeping.lua`` when the
     turn ends, instead of one to three calls per arrival. Nobody waits for it;
     :func:`~animochat.redis_client.background_done` does.
+
+    One per pool: its counters live in the pool's slot (readers add the pools up).
     """
 
-    _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Bookkeeping] = (
+    _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Bookkeeping]] = (
         weakref.WeakKeyDictionary()
     )
 
-    def __init__(self) -> None:
+    def __init__(self, pool: str | None = None) -> None:
+        self.pool = _pool(pool)
         self.history: Counter[str] = Counter()  # member of the minute's history -> count
         self.sample_waiting = False
         self.interests: Counter[str] = Counter()  # interest -> requests
@@ -180,11 +204,12 @@ class Bookkeeping:
         self.time_to_match: Counter[str] = Counter()  # metrics:time_to_match field -> count
 
     @classmethod
-    def this_turn(cls) -> Bookkeeping:
+    def this_turn(cls, pool: str | None = None) -> Bookkeeping:
         loop = asyncio.get_running_loop()
-        turn = cls._turns.get(loop)
+        turns = cls._turns.setdefault(loop, {})
+        turn = turns.get(_pool(pool))
         if turn is None:
-            turn = cls._turns[loop] = cls()
+            turn = turns[_pool(pool)] = cls(pool)
             # A task's first step runs in the loop's next turn: by then this turn has
             # added all it will.
             in_background(turn.write(loop), logger, "bookkeeping_failed")
@@ -193,14 +218,17 @@ class Bookkeeping:
     async def write(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Write the counts, with the Redis errors this process counted since its last
         write (see :mod:`matchmaking.metrics`)."""
-        if loop is not None and self._turns.get(loop) is self:
-            del self._turns[loop]  # what comes from now on goes into the next turn's
+        turns = self._turns.get(loop) if loop is not None else None
+        if turns is not None and turns.get(self.pool) is self:
+            del turns[self.pool]  # what comes from now on goes into the next turn's
         now = time.time()
         minute = int(now // 60)
         errors = take_unwritten_errors()
         try:
             writes = [
-                store.record_history(error_minute, {store.HISTORY_REDIS_ERRORS: count}, False)
+                store.record_history(
+                    error_minute, {store.HISTORY_REDIS_ERRORS: count}, False, self.pool
+                )
                 for error_minute, count in errors.items()
                 if error_minute != minute
             ]
@@ -217,6 +245,7 @@ class Bookkeeping:
                     now,
                     self.matches,
                     self.time_to_match,
+                    pool=self.pool,
                 )
             )
             await asyncio.gather(*writes)
@@ -264,8 +293,9 @@ async def record_history(counts: dict[str, int], sample_waiting: bool = False) -
     await turn.write()
 
 
-async def enter_fallback(user_id: str, token: str) -> MatcherReply:
+async def enter_fallback(user_id: str, token: str, pool: str | None = None) -> MatcherReply:
     """The user's fallback time has come: match them with anyone past theirs, or wait."""
+    pool = _pool(pool)
     chat_id = uuid.uuid4().hex
     call = store.enter_fallback(
         user_id,
@@ -274,15 +304,16 @@ async def enter_fallback(user_id: str, token: str) -> MatcherReply:
         session_ttl_s=settings.SESSION_TTL_SECONDS,
         cooldown_ms=_cooldown_ms(),
         fallback_servers=settings.CHAT_SERVER_URLS,
+        pool=pool,
     )
-    result = await _answered_or_undone(call, chat_id, user_id, token)
+    result = await _answered_or_undone(call, chat_id, user_id, token, pool)
     if result.state == MATCHED_STATE:
-        Bookkeeping.this_turn().history.update(_match_counts(result))
+        Bookkeeping.this_turn(pool).history.update(_match_counts(result))
     return result
 
 
 async def _answered_or_undone(
-    call: Awaitable[list], chat_id: str, user_id: str, token: str
+    call: Awaitable[list], chat_id: str, user_id: str, token: str, pool: str
 ) -> MatcherReply:
     """The matcher call's result; if its reply never comes, the call is undone.
 
@@ -292,15 +323,15 @@ async def _answered_or_undone(
     stands after all: then that is the result.
     """
     try:
-        return _matcher_reply(await call)
+        return replace(_matcher_reply(await call), pool=pool)
     except (RedisError, OSError):
-        settled = await undo_unanswered(chat_id, user_id, token)
+        settled = await undo_unanswered(chat_id, user_id, token, pool)
         if settled.state == MATCHED_STATE:
             return settled
         raise
     except asyncio.CancelledError:
         try:
-            settled = await undo_unanswered(chat_id, user_id, token)
+            settled = await undo_unanswered(chat_id, user_id, token, pool)
         except (RedisError, OSError):
             raise asyncio.CancelledError from None
         if settled.state == MATCHED_STATE:
@@ -315,12 +346,12 @@ async def confirm_match(result: MatcherReply, user_id: str, token: str) -> Match
     if result.confirmed:
         return result
     try:
-        outcome = await store.confirm_match(result.chat_id)
+        outcome = await store.confirm_match(result.chat_id, result.pool)
     except (RedisError, OSError, asyncio.CancelledError) as error:
         # Ran or not? The undo decides, atomically: confirmed, or undone for good. A
         # match stands only through a confirmation: this one ran, and nobody counted it.
         try:
-            settled = await undo_unanswered(result.chat_id, user_id, token)
+            settled = await undo_unanswered(result.chat_id, user_id, token, result.pool)
         except (RedisError, OSError):
             raise error from None
         if settled.state != MATCHED_STATE:
@@ -329,7 +360,7 @@ async def confirm_match(result: MatcherReply, user_id: str, token: str) -> Match
     if outcome == store.UNDONE:
         return None
     if outcome == store.CONFIRMED_NOW:
-        Bookkeeping.this_turn().count_confirmed(result)
+        Bookkeeping.this_turn(result.pool).count_confirmed(result)
     return replace(result, confirmed=True)
 
 
@@ -351,7 +382,7 @@ async def complete_match(result: MatcherReply, user_id: str, token: str) -> Matc
 
 
 async def settle_lost_place(
-    user_id: str, token: str, pending_since: dict[str, float]
+    user_id: str, token: str, pending_since: dict[str, float], pool: str | None = None
 ) -> MatcherReply:
     """What became of a waiting user whose stream ``token`` no longer holds the lease.
 
@@ -362,18 +393,21 @@ async def settle_lost_place(
     ``pending_since``), the match is undone and the user waits on in their original
     place (UNDONE), unless it was confirmed meanwhile. No session: GONE.
     """
-    session, pending = await selectors.user_session_and_pending(user_id)
+    pool = _pool(pool)
+    session, pending = await selectors.user_session_and_pending(user_id, pool)
     if session is None:
         return MatcherReply(GONE_STATE)
     if not pending:
-        return _session_result(session, user_id)
+        return _session_result(session, user_id, pool)
     seen = pending_since.setdefault(session["chatId"], time.monotonic())
     if time.monotonic() - seen < CONFIRM_GRACE_SECONDS:
         return MatcherReply(PENDING_STATE)
-    return await undo_unanswered(session["chatId"], user_id, token)
+    return await undo_unanswered(session["chatId"], user_id, token, pool)
 
 
-async def undo_unanswered(chat_id: str, user_id: str, token: str) -> MatcherReply:
+async def undo_unanswered(
+    chat_id: str, user_id: str, token: str, pool: str | None = None
+) -> MatcherReply:
     """Undo the call given ``chat_id`` whose reply ``user_id``'s stream never got.
 
     Safe whether the call ran, runs later or never does (``lua/undo_match.lua``). The
@@ -382,39 +416,42 @@ async def undo_unanswered(chat_id: str, user_id: str, token: str) -> MatcherRepl
     most, so the user hears back in time while Redis does not answer; the undo is then
     retried in the background, and the error raised.
     """
+    pool = _pool(pool)
     try:
         async with asyncio.timeout(UNDO_WAIT_SECONDS):
-            reply = await _undo(chat_id, user_id, token)
+            reply = await _undo(chat_id, user_id, token, pool)
     except (RedisError, OSError):  # TimeoutError is an OSError
-        in_background(_undo_until_done(chat_id, user_id, token), logger, "undo_failed")
+        in_background(_undo_until_done(chat_id, user_id, token, pool), logger, "undo_failed")
         raise
-    return _undo_result(reply, user_id)
+    return _undo_result(reply, user_id, pool)
 
 
-async def _undo(chat_id: str, user_id: str, token: str) -> list:
-    reply = await store.undo_match(chat_id, user_id, token, int(settings.LEASE_SECONDS * 1000))
+async def _undo(chat_id: str, user_id: str, token: str, pool: str) -> list:
+    reply = await store.undo_match(
+        chat_id, user_id, token, int(settings.LEASE_SECONDS * 1000), pool
+    )
     log_event(logger, "match_undone", user=user_id, chatId=chat_id, outcome=reply[0])
     return reply
 
 
-async def _undo_until_done(chat_id: str, user_id: str, token: str) -> None:
+async def _undo_until_done(chat_id: str, user_id: str, token: str, pool: str) -> None:
     for attempt in range(UNDO_ATTEMPTS):
         await asyncio.sleep(0.5 * 2**attempt)
         try:
-            await _undo(chat_id, user_id, token)
+            await _undo(chat_id, user_id, token, pool)
             return
         except (RedisError, OSError):
             if attempt == UNDO_ATTEMPTS - 1:
                 raise
 
 
-def _undo_result(reply: list, user_id: str) -> MatcherReply:
+def _undo_result(reply: list, user_id: str, pool: str) -> MatcherReply:
     if reply[0] != MATCHED_STATE:
         return MatcherReply(UNDONE_STATE)
-    return _session_result(json.loads(reply[1]), user_id)
+    return _session_result(json.loads(reply[1]), user_id, pool)
 
 
-def _session_result(session: dict, user_id: str) -> MatcherReply:
+def _session_result(session: dict, user_id: str, pool: str) -> MatcherReply:
     """The stored session of a confirmed match, as ``user_id``'s result; the partner
     learns of it themselves."""
     return MatcherReply(
@@ -426,18 +463,22 @@ def _session_result(session: dict, user_id: str) -> MatcherReply:
         fallback=bool(session.get("fallback")),
         confirmed=True,
         tell_partner=False,
+        pool=pool,
     )
 
 
-async def renew_lease(user_id: str, token: str, interests: Iterable[str] = ()) -> MatcherReply:
+async def renew_lease(
+    user_id: str, token: str, interests: Iterable[str] = (), pool: str | None = None
+) -> MatcherReply:
     """Keep a waiting user's place: WAITING (with queue info), GONE or TAKEN.
 
     ``interests`` (the stream's) give the estimated wait; without them it is None.
     """
-    reply = await store.renew_lease(user_id, token, int(settings.LEASE_SECONDS * 1000))
+    pool = _pool(pool)
+    reply = await store.renew_lease(user_id, token, int(settings.LEASE_SECONDS * 1000), pool)
     result = _matcher_reply(reply)
     if result.state == WAITING_STATE and (_waiting_sample_due() or has_unwritten_errors()):
-        Bookkeeping.this_turn().sample_waiting = True
+        Bookkeeping.this_turn(pool).sample_waiting = True
     return await _with_estimate(result, interests)
 
 
@@ -473,16 +514,17 @@ async def release_stream_slot(client: str, token: str) -> None:
         await store.release_stream_slot(client, token)
 
 
-async def leave_queues(user_id: str, token: str = "") -> bool:
-    """Remove the user from every queue (only if ``token`` still owns their place)."""
-    return await store.leave_queues(user_id, token)
+async def leave_queues(user_id: str, token: str = "", pool: str | None = None) -> bool:
+    """Remove the user from every queue of ``pool`` (only if ``token`` still owns their
+    place)."""
+    return await store.leave_queues(user_id, token, _pool(pool))
 
 
 async def cancel_matchmaking(user_id: str) -> bool:
-    """Take the user out of every queue and close their waiting stream, wherever it is
-    (the lease names its channel)."""
-    was_waiting, stream = await store.cancel_waiting(user_id)
-    if stream:
+    """Take the user out of every queue of every pool and close their waiting stream,
+    wherever it is (the lease names its channel)."""
+    was_waiting, streams = await store.cancel_waiting(user_id)
+    for stream in streams:
         await notifications.send(stream, notifications.STREAM_CANCELLED)
     return was_waiting
 
@@ -561,13 +603,16 @@ def sweep_lapsed_waiters(client: redis.Redis, batch: int = SWEEP_BATCH) -> int:
 
     A lease lapses when its stream died without cleaning up (its server was killed).
     The matcher never matches such users and drops them when they reach a queue head;
-    this sweep also removes those deeper in the queues, so queue sizes stay honest.
+    this sweep also removes those deeper in the queues, so queue sizes stay honest, in
+    every pool.
     ``manage.py sweep_queues`` runs it every ``LEASE_SECONDS / 2``, beside the web
     processes (``make run`` starts it; the ``Procfile`` names it), with a synchronous
     ``client`` of its own; one pass walks every waiting user.
     """
-    cursor, removed = 0, 0
-    while cursor >= 0:
-        cursor, batch_removed = store.sweep_lapsed_waiters(client, cursor, batch)
-        removed += batch_removed
+    removed = 0
+    for pool in pools.pools():
+        cursor = 0
+        while cursor >= 0:
+            cursor, batch_removed = store.sweep_lapsed_waiters(client, cursor, batch, pool)
+            removed += batch_removed
     return removed

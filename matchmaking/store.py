@@ -1,20 +1,27 @@
 """Redis access for matchmaking: key names and the Lua scripts, nothing else.
 
 The key layout is documented in ``matchmaking/lua/lib.lua`` (the session keys in
-``sessions_app/lua/lib.lua``) and the README.
+``sessions_app/lua/lib.lua``) and the README. The queues, leases, sessions and counters
+belong to a match pool and carry its prefix (:mod:`animochat.pools`); every script call
+passes the pool's keys in ``KEYS`` (:func:`pool_keys`, then the call's own), so on Redis
+Cluster it runs on the primary of the pool's slot. Reads for ``/status``, ``/metrics``,
+popularity and the admin add the pools up. Tickets and stream slots are not a pool's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections import Counter
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from animochat.redis_client import LuaScript, command_batcher, get_redis
+from animochat.pools import default_pool, key_prefix, pools
+from animochat.redis_client import LuaScript, cluster_mode, command_batcher, get_redis
 from sessions_app import store as session_store
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -34,13 +41,62 @@ CONFIRM_MATCH = lua_script("confirm_match")
 UNDO_MATCH = lua_script("undo_match")
 LEAVE_QUEUES = lua_script("leave_queues")
 BOOKKEEPING = lua_script("bookkeeping")
-STREAM_SLOT = lua_script("stream_slot")
+LEAVE_POOL = lua_script("leave_pool")
+STREAM_SLOT = LuaScript(LUA_DIR / "stream_slot.lua")  # no pool's: no library
 SWEEP_LAPSED_WAITERS = lua_script("sweep_lapsed_waiters")
 
+# A pool's keys without its prefix (see pool_key).
 MAINTENANCE_KEY = "service:maintenance"
 WAITING_KEY = "queue:waiting"
 QUEUED_INTERESTS_KEY = "queue:interests"
 QUEUE_SIZES_KEY = "queue:sizes"
+FALLBACK_KEY = "queue:fallback"
+DISCOVERED_KEY = "chat_servers:discovered"  # discovery's heartbeat writes each pool's copy
+TURN_KEY = "chat_servers:rr"
+
+
+def pool_key(name: str, pool: str | None = None) -> str:
+    """``name`` in ``pool`` (default: the first of ``MATCH_POOLS``)."""
+    return key_prefix(pool if pool is not None else default_pool()) + name
+
+
+def pool_keys(pool: str | None = None) -> list[str]:
+    """``KEYS[1..9]`` of every script using ``lua/lib.lua``, in its order."""
+    return list(_pool_keys(key_prefix(pool if pool is not None else default_pool())))
+
+
+@functools.cache
+def _pool_keys(prefix: str) -> tuple[str, ...]:
+    # Every script call sends them: made once per prefix, not per call.
+    return (
+        prefix,
+        prefix + session_store.ACTIVE_SESSIONS_KEY,
+        *(
+            prefix + name
+            for name in (
+                WAITING_KEY,
+                QUEUED_INTERESTS_KEY,
+                QUEUE_SIZES_KEY,
+                FALLBACK_KEY,
+                DISCOVERED_KEY,
+                TURN_KEY,
+                MAINTENANCE_KEY,
+            )
+        ),
+    )
+
+
+def call_keys(pool: str | None, chat_id: str, user_id: str) -> list[str]:
+    """``KEYS[1..15]`` of a call for ``user_id`` given ``chat_id`` (see its script)."""
+    return [
+        *pool_keys(pool),
+        attempt_key(chat_id, pool),
+        pool_key(f"undone:{chat_id}", pool),
+        lease_key(user_id, pool),
+        user_interests_key(user_id, pool),
+        session_store.user_session_key(user_id, pool),
+        pool_key(f"recent:{user_id}", pool),
+    ]
 
 
 TICKET_USED = "used"  # never a ticket's value otherwise: those are "user:<userId>"
@@ -62,16 +118,16 @@ async def use_ticket(ticket_hash: str, used_ttl_s: int) -> str | None:
     )
 
 
-def queue_key(interest: str) -> str:
-    return f"interest:{interest}"
+def queue_key(interest: str, pool: str | None = None) -> str:
+    return pool_key(f"interest:{interest}", pool)
 
 
-def user_interests_key(user_id: str) -> str:
-    return f"user_interests:{user_id}"
+def user_interests_key(user_id: str, pool: str | None = None) -> str:
+    return pool_key(f"user_interests:{user_id}", pool)
 
 
-def lease_key(user_id: str) -> str:
-    return f"lease:{user_id}"
+def lease_key(user_id: str, pool: str | None = None) -> str:
+    return pool_key(f"lease:{user_id}", pool)
 
 
 async def enqueue_or_match(
@@ -86,6 +142,7 @@ async def enqueue_or_match(
     cooldown_ms: int,
     fallback_after_ms: int,
     fallback_servers: tuple[str, ...],
+    pool: str | None = None,
 ) -> list:
     return await ENQUEUE_OR_MATCH(
         user_id,
@@ -99,6 +156,7 @@ async def enqueue_or_match(
         len(fallback_servers),
         *fallback_servers,
         *interests,
+        keys=(*call_keys(pool, chat_id, user_id), *(queue_key(i, pool) for i in interests)),
     )
 
 
@@ -110,6 +168,7 @@ async def enter_fallback(
     session_ttl_s: int,
     cooldown_ms: int,
     fallback_servers: tuple[str, ...],
+    pool: str | None = None,
 ) -> list:
     return await ENTER_FALLBACK(
         user_id,
@@ -119,6 +178,7 @@ async def enter_fallback(
         cooldown_ms,
         len(fallback_servers),
         *fallback_servers,
+        keys=call_keys(pool, chat_id, user_id),
     )
 
 
@@ -126,58 +186,98 @@ async def enter_fallback(
 UNDONE, CONFIRMED_BEFORE, CONFIRMED_NOW = 0, 1, 2
 
 
-async def confirm_match(chat_id: str) -> int:
+async def confirm_match(chat_id: str, pool: str | None = None) -> int:
     """See ``lua/confirm_match.lua``: UNDONE, CONFIRMED_BEFORE or CONFIRMED_NOW."""
-    return int(await CONFIRM_MATCH(chat_id))
+    keys = (*pool_keys(pool), attempt_key(chat_id, pool), pool_key(f"undone:{chat_id}", pool))
+    return int(await CONFIRM_MATCH(keys=keys))
 
 
-async def undo_match(chat_id: str, user_id: str, token: str, lease_ms: int) -> list:
+async def undo_match(
+    chat_id: str, user_id: str, token: str, lease_ms: int, pool: str | None = None
+) -> list:
     """See ``lua/undo_match.lua``."""
-    return await UNDO_MATCH(chat_id, user_id, token, lease_ms)
+    return await UNDO_MATCH(
+        chat_id, user_id, token, lease_ms, keys=call_keys(pool, chat_id, user_id)
+    )
 
 
-def attempt_key(chat_id: str) -> str:
-    return f"attempt:{chat_id}"
+def attempt_key(chat_id: str, pool: str | None = None) -> str:
+    return pool_key(f"attempt:{chat_id}", pool)
 
 
-async def user_session_and_pending(user_id: str) -> tuple[dict[str, Any] | None, bool]:
-    """The user's session, and whether its match still waits for its confirmation.
+async def user_session_and_pending(
+    user_id: str, pool: str | None = None
+) -> tuple[dict[str, Any] | None, bool]:
+    """The user's session in ``pool``, and whether its match still waits for its
+    confirmation.
 
-    Both are read in one transaction: an undo between two separate reads would show a
-    session just undone as a confirmed one.
+    Both are read in one transaction (the keys share the pool's slot): an undo between
+    two separate reads would show a session just undone as a confirmed one.
     """
     redis = get_redis()
-    chat_id = await redis.get(session_store.user_session_key(user_id))
+    chat_id = await redis.get(session_store.user_session_key(user_id, pool))
     if chat_id is None:
         return None, False
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.get(session_store.session_key(chat_id))
-        pipe.exists(attempt_key(chat_id))
+        pipe.get(session_store.session_key(chat_id, pool))
+        pipe.exists(attempt_key(chat_id, pool))
         raw, pending = await pipe.execute()
     return (json.loads(raw), bool(pending)) if raw else (None, False)
 
 
-async def renew_lease(user_id: str, token: str, lease_ms: int) -> list:
-    return await RENEW_LEASE(user_id, token, lease_ms)
+def user_keys(user_id: str, pool: str | None = None) -> tuple[str, ...]:
+    """The pool's keys, then the user's lease and interests."""
+    return (*pool_keys(pool), lease_key(user_id, pool), user_interests_key(user_id, pool))
 
 
-async def leave_queues(user_id: str, token: str) -> bool:
+async def renew_lease(user_id: str, token: str, lease_ms: int, pool: str | None = None) -> list:
+    return await RENEW_LEASE(user_id, token, lease_ms, keys=user_keys(user_id, pool))
+
+
+async def leave_queues(user_id: str, token: str, pool: str | None = None) -> bool:
     """Whether the user was waiting and is removed; see ``lua/leave_queues.lua``."""
-    removed, _ = await LEAVE_QUEUES(user_id, token)
+    removed, _ = await LEAVE_QUEUES(user_id, token, keys=user_keys(user_id, pool))
     return bool(removed)
 
 
-async def cancel_waiting(user_id: str) -> tuple[bool, str]:
-    """:func:`leave_queues` for whichever stream holds the place: whether the user was
-    waiting, and that stream's token ('' if none), which is the channel to tell."""
-    removed, owner = await LEAVE_QUEUES(user_id, "")
-    return bool(removed), owner
+async def cancel_waiting(user_id: str) -> tuple[bool, list[str]]:
+    """:func:`leave_queues` for whichever stream holds the place, in every pool: whether
+    the user was waiting, and the tokens of the streams that held a place (the channels
+    to tell)."""
+    replies = await asyncio.gather(
+        *(LEAVE_QUEUES(user_id, "", keys=user_keys(user_id, pool)) for pool in pools())
+    )
+    return any(removed for removed, _ in replies), [owner for _, owner in replies if owner]
 
 
-def sweep_lapsed_waiters(client: redis.Redis, cursor: int, count: int) -> tuple[int, int]:
-    """One batch of the sweep, on ``manage.py sweep_queues``' synchronous client; see
-    ``lua/sweep_lapsed_waiters.lua``."""
-    next_cursor, removed = SWEEP_LAPSED_WAITERS.call_sync(client, cursor, count)
+async def leave_other_pools(user_id: str, pool: str) -> list[str]:
+    """A user arriving in ``pool`` gives up their place and ends their session in every
+    other pool (``lua/leave_pool.lua``); the tokens of the streams that held a place."""
+    others = [other for other in pools() if other != pool]
+    owners = await asyncio.gather(
+        *(
+            LEAVE_POOL(
+                user_id,
+                keys=(
+                    *pool_keys(other),
+                    lease_key(user_id, other),
+                    session_store.user_session_key(user_id, other),
+                ),
+            )
+            for other in others
+        )
+    )
+    return [owner for owner in owners if owner]
+
+
+def sweep_lapsed_waiters(
+    client: redis.Redis, cursor: int, count: int, pool: str | None = None
+) -> tuple[int, int]:
+    """One batch of the sweep of ``pool``, on ``manage.py sweep_queues``' synchronous
+    client; see ``lua/sweep_lapsed_waiters.lua``."""
+    next_cursor, removed = SWEEP_LAPSED_WAITERS.call_sync(
+        client, cursor, count, keys=tuple(pool_keys(pool))
+    )
     return int(next_cursor), int(removed)
 
 
@@ -186,11 +286,12 @@ def stream_slots_key(client: str) -> str:
 
 
 async def claim_stream_slot(client: str, token: str, most: int, lease_ms: int) -> bool:
-    return bool(await STREAM_SLOT(stream_slots_key(client), token, lease_ms, "claim", most))
+    keys = (stream_slots_key(client),)
+    return bool(await STREAM_SLOT(token, lease_ms, "claim", most, keys=keys))
 
 
 async def renew_stream_slot(client: str, token: str, lease_ms: int) -> bool:
-    return bool(await STREAM_SLOT(stream_slots_key(client), token, lease_ms, "renew"))
+    return bool(await STREAM_SLOT(token, lease_ms, "renew", keys=(stream_slots_key(client),)))
 
 
 async def release_stream_slot(client: str, token: str) -> None:
@@ -201,35 +302,47 @@ MATCH_METRICS_KEY = "metrics:matches"
 TIME_TO_MATCH_KEY = "metrics:time_to_match"
 
 
+def _add_up(counters: list[dict[str, str]]) -> dict[str, str]:
+    """Counters of every pool, field by field."""
+    total: Counter[str] = Counter()
+    for counter in counters:
+        total.update({field: int(value) for field, value in counter.items()})
+    return {field: str(value) for field, value in total.items()}
+
+
 async def match_metrics() -> tuple[dict[str, str], dict[str, str], int]:
-    """The matcher's counters (see lib.lua) and the number of users waiting."""
+    """The matcher's counters (see lib.lua) and the number of users waiting, added up
+    over every pool."""
     async with get_redis().pipeline(transaction=False) as pipe:
-        pipe.hgetall(MATCH_METRICS_KEY)
-        pipe.hgetall(TIME_TO_MATCH_KEY)
-        pipe.zcard(WAITING_KEY)
-        matches, time_to_match, waiting = await pipe.execute()
-    return matches, time_to_match, waiting
+        for pool in pools():
+            pipe.hgetall(pool_key(MATCH_METRICS_KEY, pool))
+            pipe.hgetall(pool_key(TIME_TO_MATCH_KEY, pool))
+            pipe.zcard(pool_key(WAITING_KEY, pool))
+        replies = await pipe.execute()
+    return _add_up(replies[0::3]), _add_up(replies[1::3]), sum(replies[2::3])
 
 
-# The last hour, per minute (the admin's Overview): one sorted set per minute whose
-# members are counters (ZINCRBY: matches, one time-to-match bucket per match, Redis
+# The last hour, per minute (the admin's Overview): one sorted set per minute and pool
+# whose members are counters (ZINCRBY: matches, one time-to-match bucket per match, Redis
 # errors) and a maximum (ZADD GT: users waiting). Each expires an hour after its minute,
-# so at most 61 exist whatever the traffic.
+# so at most 61 per pool exist whatever the traffic.
 HISTORY_KEEP_SECONDS = 3600
 HISTORY_MATCHES = "matches"
 HISTORY_WAITING = "waiting"
 HISTORY_REDIS_ERRORS = "redis_errors"
 
 
-def history_key(minute: int) -> str:
+def history_key(minute: int, pool: str | None = None) -> str:
     """``minute``: whole minutes since the epoch."""
-    return f"history:{minute}"
+    return pool_key(f"history:{minute}", pool)
 
 
-async def record_history(minute: int, counts: dict[str, int], sample_waiting: bool) -> int:
+async def record_history(
+    minute: int, counts: dict[str, int], sample_waiting: bool, pool: str | None = None
+) -> int:
     """Add ``counts`` (member -> increment) to ``minute`` and, if ``sample_waiting``, the
     users waiting now as a candidate maximum; returns that number (-1 if not sampled)."""
-    return await record_bookkeeping(minute, counts, sample_waiting)
+    return await record_bookkeeping(minute, counts, sample_waiting, pool=pool)
 
 
 # Distinct interests counted per bookkeeping call: each costs a few sorted-set
@@ -250,9 +363,10 @@ async def record_bookkeeping(
     now_s: float = 0.0,
     matches: Mapping[str, int] | None = None,
     time_to_match: Mapping[str, int] | None = None,
+    pool: str | None = None,
 ) -> int:
-    """Calls of ``lua/bookkeeping.lua``: :func:`record_history`'s ``counts`` and
-    sample; requests per interest (``interests``) in the popularity bucket of
+    """Calls of ``lua/bookkeeping.lua`` in ``pool``: :func:`record_history`'s ``counts``
+    and sample; requests per interest (``interests``) in the popularity bucket of
     ``now_s``; the match counters ``/metrics`` reads (field -> increment). Returns the
     users waiting recorded, or -1.
 
@@ -260,7 +374,17 @@ async def record_bookkeeping(
     distinct interests: a script blocks Redis while it runs, so a burst of rare
     interests is counted in several short calls rather than one long one.
     """
+    pool = pool if pool is not None else default_pool()
     bucket_s = popular_bucket_seconds(window_s) if interests else 1
+    bucket = popular_bucket_key(bucket_s, int(now_s // bucket_s), pool)
+    keys = (
+        *pool_keys(pool),
+        history_key(minute, pool),
+        bucket,
+        f"{bucket}:over",
+        pool_key(MATCH_METRICS_KEY, pool),
+        pool_key(TIME_TO_MATCH_KEY, pool),
+    )
     items = list((interests or {}).items())
     chunks = [
         dict(items[start : start + BOOKKEEPING_INTERESTS_PER_CALL])
@@ -269,17 +393,16 @@ async def record_bookkeeping(
 
     def call(chunk: Mapping[str, int], first: bool) -> Awaitable[Any]:
         return BOOKKEEPING(
-            history_key(minute),
             (minute + 1) * 60 + HISTORY_KEEP_SECONDS,
             "1" if sample_waiting and first else "0",
             *_pairs(counts if first else {}),
-            popular_bucket_key(bucket_s, int(now_s // bucket_s)),
             POPULAR_CAPACITY,
             # Kept until the window no longer reaches it: the bucket ends within bucket_s.
             window_s + bucket_s + 1,
             *_pairs(chunk),
             *_pairs((matches or {}) if first else {}),
             *_pairs((time_to_match or {}) if first else {}),
+            keys=keys,
         )
 
     replies = await asyncio.gather(*(call(chunk, n == 0) for n, chunk in enumerate(chunks)))
@@ -287,30 +410,46 @@ async def record_bookkeeping(
 
 
 async def history(minutes: list[int]) -> list[dict[str, float]]:
-    """Each minute's members and values, in the order of ``minutes``."""
+    """Each minute's members and values, in the order of ``minutes``, added up over
+    every pool (users waiting: the sum of each pool's most)."""
     async with get_redis().pipeline(transaction=False) as pipe:
         for minute in minutes:
-            pipe.zrange(history_key(minute), 0, -1, withscores=True)
+            for pool in pools():
+                pipe.zrange(history_key(minute, pool), 0, -1, withscores=True)
         replies = await pipe.execute()
-    return [dict(reply) for reply in replies]
+    per_pool = len(pools())
+    added: list[dict[str, float]] = []
+    for start in range(0, len(replies), per_pool):
+        total: dict[str, float] = {}
+        for reply in replies[start : start + per_pool]:
+            for member, value in reply:
+                total[member] = total.get(member, 0.0) + value
+        added.append(total)
+    return added
 
 
 async def get_maintenance_flag() -> str | None:
-    return await get_redis().get(MAINTENANCE_KEY)
+    """The flag as the first pool holds it (every pool holds the same)."""
+    return await get_redis().get(pool_key(MAINTENANCE_KEY))
 
 
 async def set_maintenance_flag(on: bool) -> None:
-    await get_redis().set(MAINTENANCE_KEY, "1" if on else "0")
+    """In every pool: each pool's matcher reads its own copy, in its slot."""
+    async with get_redis().pipeline(transaction=False) as pipe:
+        for pool in pools():
+            pipe.set(pool_key(MAINTENANCE_KEY, pool), "1" if on else "0")
+        await pipe.execute()
 
 
-# Popularity: requests per interest counted in time buckets (see bookkeeping.lua).
+# Popularity: requests per interest counted in time buckets (see bookkeeping.lua), per
+# pool; read added up over the pools.
 # A bucket tracks at most POPULAR_CAPACITY interests, and a window is covered by at most
 # POPULAR_MAX_BUCKETS + 1 buckets, so both counting an arrival and reading the window
 # cost the same whatever the number of distinct interests ever asked for.
 POPULAR_CAPACITY = 300
 POPULAR_MAX_BUCKETS = 20
 POPULAR_MIN_BUCKET_SECONDS = 60
-HIDDEN_INTERESTS_KEY = "popular:hidden"  # SET: interests the admin hid
+HIDDEN_INTERESTS_KEY = "popular:hidden"  # SET: interests the admin hid (no pool's)
 SHOWN_INTERESTS_KEY = "popular:shown"  # SET: interests of POPULAR_BLOCKLIST the admin showed
 
 
@@ -319,37 +458,47 @@ def popular_bucket_seconds(window_s: int) -> int:
     return max(POPULAR_MIN_BUCKET_SECONDS, -(-window_s // POPULAR_MAX_BUCKETS))
 
 
-def popular_bucket_key(bucket_s: int, number: int) -> str:
-    return f"popular:{bucket_s}s:{number}"
+def popular_bucket_key(bucket_s: int, number: int, pool: str | None = None) -> str:
+    return pool_key(f"popular:{bucket_s}s:{number}", pool)
 
 
-def popular_window_keys(window_s: int, now_s: float) -> list[str]:
+def popular_window_keys(window_s: int, now_s: float, pool: str | None = None) -> list[str]:
     """The buckets covering the window up to ``now_s``, newest first."""
     bucket_s = popular_bucket_seconds(window_s)
     current = int(now_s // bucket_s)
     first = int((now_s - window_s) // bucket_s)
-    return [popular_bucket_key(bucket_s, n) for n in range(current, first - 1, -1)]
+    return [popular_bucket_key(bucket_s, n, pool) for n in range(current, first - 1, -1)]
 
 
-async def count_interests(interests: list[str], window_s: int, now_s: float) -> None:
+async def count_interests(
+    interests: list[str], window_s: int, now_s: float, pool: str | None = None
+) -> None:
     """Count one request for each of ``interests`` (see :func:`record_bookkeeping`)."""
     minute = int(now_s // 60)
-    await record_bookkeeping(minute, {}, False, dict.fromkeys(interests, 1), window_s, now_s)
+    await record_bookkeeping(
+        minute, {}, False, dict.fromkeys(interests, 1), window_s, now_s, pool=pool
+    )
 
 
 async def popular_counts(window_s: int, now_s: float) -> tuple[dict[str, int], set[str], set[str]]:
-    """Requests per interest within the window (at least; at most POPULAR_CAPACITY per
-    bucket tracked), and the interests hidden and shown by the admin: one round trip."""
-    keys = popular_window_keys(window_s, now_s)
-    # Counts less what a full bucket may have over-counted (bookkeeping.lua).
-    weights = {key: 1 for key in keys} | {f"{key}:over": -1 for key in keys}
+    """Requests per interest within the window over every pool (at least; at most
+    POPULAR_CAPACITY per bucket tracked), and the interests hidden and shown by the
+    admin: one round trip."""
     async with get_redis().pipeline(transaction=False) as pipe:
-        pipe.zunion(weights, withscores=True)
+        for pool in pools():
+            keys = popular_window_keys(window_s, now_s, pool)
+            # Counts less what a full bucket may have over-counted (bookkeeping.lua); one
+            # pool's buckets share its slot, so one ZUNION adds them.
+            pipe.zunion(
+                {key: 1 for key in keys} | {f"{key}:over": -1 for key in keys}, withscores=True
+            )
         pipe.smembers(HIDDEN_INTERESTS_KEY)
         pipe.smembers(SHOWN_INTERESTS_KEY)
-        counts, hidden, shown = await pipe.execute()
-    counted = {interest: int(count) for interest, count in counts if count > 0}
-    return counted, hidden, shown
+        *per_pool, hidden, shown = await pipe.execute()
+    counted: Counter[str] = Counter()
+    for counts in per_pool:
+        counted.update({interest: int(count) for interest, count in counts if count > 0})
+    return dict(counted), hidden, shown
 
 
 async def hide_interest(interest: str, hidden: bool) -> None:
@@ -359,44 +508,64 @@ async def hide_interest(interest: str, hidden: bool) -> None:
         if hidden
         else (SHOWN_INTERESTS_KEY, HIDDEN_INTERESTS_KEY)
     )
-    async with get_redis().pipeline(transaction=True) as pipe:
+    # One transaction on a single Redis; on a cluster the two sets are in different
+    # slots, so the two writes go apart (a reader between them sees the interest in
+    # both sets, or in neither, for an instant).
+    async with get_redis().pipeline(transaction=not cluster_mode()) as pipe:
         pipe.sadd(add, interest)
         pipe.srem(remove, interest)
         await pipe.execute()
 
 
 async def largest_queues(count: int) -> tuple[int, int, dict[str, int]]:
-    """Users waiting overall, the number of interests with a queue, and the ``count``
-    largest queues (largest first): O(log n + count), whatever the number of queues."""
+    """Users waiting overall, the number of queues (an interest's queue in each pool
+    where it has one) and the ``count`` largest interests, their queues added up over
+    the pools (largest first): O(pools * (log n + count))."""
     async with get_redis().pipeline(transaction=False) as pipe:
-        pipe.zcard(WAITING_KEY)
-        pipe.zcard(QUEUE_SIZES_KEY)
-        pipe.zrange(QUEUE_SIZES_KEY, 0, count - 1, desc=True, withscores=True)
-        waiting, queues, largest = await pipe.execute()
-    return waiting, queues, {interest: int(size) for interest, size in largest}
+        for pool in pools():
+            pipe.zcard(pool_key(WAITING_KEY, pool))
+            pipe.zcard(pool_key(QUEUE_SIZES_KEY, pool))
+            pipe.zrange(pool_key(QUEUE_SIZES_KEY, pool), 0, count - 1, desc=True, withscores=True)
+        replies = await pipe.execute()
+    sizes: Counter[str] = Counter()
+    for largest in replies[2::3]:
+        sizes.update({interest: int(size) for interest, size in largest})
+    return sum(replies[0::3]), sum(replies[1::3]), dict(sizes.most_common(count))
 
 
-# Reads for the admin dashboard. Times are Redis TIME (µs), the clock of the scores.
+# Reads for the admin dashboard, added up over every pool. Times are Redis TIME (µs),
+# the clock of the scores.
 
 
 async def queue_heads() -> tuple[int, int, float | None, list[tuple[str, int, float | None]]]:
     """Now, users waiting, the oldest enqueue time, and ``(interest, size, oldest)``
-    for every interest with a queue: O(interests with a queue)."""
+    for every interest with a queue in any pool: O(pools * interests with a queue)."""
     redis = get_redis()
-    interests = sorted(await redis.smembers(QUEUED_INTERESTS_KEY))
     async with redis.pipeline(transaction=False) as pipe:
         pipe.time()
-        for key in [WAITING_KEY, *map(queue_key, interests)]:
+        for pool in pools():
+            pipe.smembers(pool_key(QUEUED_INTERESTS_KEY, pool))
+        (seconds, micros), *queued = await pipe.execute()
+    keys = {None: [pool_key(WAITING_KEY, pool) for pool in pools()]}
+    for pool, interests in zip(pools(), queued, strict=True):
+        for interest in interests:
+            keys.setdefault(interest, []).append(queue_key(interest, pool))
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in (key for group in keys.values() for key in group):
             pipe.zcard(key)
             pipe.zrange(key, 0, 0, withscores=True)
-        replies = await pipe.execute()
-    (seconds, micros), rest = replies[0], replies[1:]
-    heads = [
-        (size, head[0][1] if head else None)
-        for size, head in zip(rest[::2], rest[1::2], strict=True)
-    ]
-    (total, oldest), per_interest = heads[0], heads[1:]
-    rows = [(i, size, since) for i, (size, since) in zip(interests, per_interest, strict=True)]
+        replies = iter(await pipe.execute())
+    heads = {}
+    for interest, group in keys.items():
+        size, oldest = 0, None
+        for _ in group:
+            queue_size, head = next(replies), next(replies)
+            size += queue_size
+            if head and (oldest is None or head[0][1] < oldest):
+                oldest = head[0][1]
+        heads[interest] = (size, oldest)
+    total, oldest = heads.pop(None)
+    rows = [(interest, *heads[interest]) for interest in sorted(heads)]
     return seconds * 1_000_000 + micros, total, oldest, rows
 
 
@@ -405,38 +574,55 @@ async def queue_page(
 ) -> tuple[int, int, list[tuple[str, float, set[str], int]]]:
     """Now, the queue's size and ``count`` of its users from ``offset``, longest waiting
     first, as ``(user, enqueued, interests, lease ms left)``; ``interest=None`` is the
-    queue of every waiting user. O(log n + count)."""
+    queue of every waiting user. Every pool's queue of the interest, merged by enqueue
+    time: O(pools * (log n + offset + count))."""
     redis = get_redis()
-    key = queue_key(interest) if interest is not None else WAITING_KEY
     async with redis.pipeline(transaction=False) as pipe:
         pipe.time()
-        pipe.zcard(key)
-        pipe.zrange(key, offset, offset + count - 1, withscores=True)
-        (seconds, micros), size, entries = await pipe.execute()
-    details = await _waiting_details([user for user, _ in entries])
-    rows = [(user, since, *detail) for (user, since), detail in zip(entries, details, strict=True)]
+        for pool in pools():
+            key = queue_key(interest, pool) if interest is not None else pool_key(WAITING_KEY, pool)
+            pipe.zcard(key)
+            pipe.zrange(key, 0, offset + count - 1, withscores=True)
+        (seconds, micros), *replies = await pipe.execute()
+    size = sum(replies[0::2])
+    entries = sorted(
+        (since, user, pool)
+        for pool, page in zip(pools(), replies[1::2], strict=True)
+        for user, since in page
+    )[offset : offset + count]
+    details = await _waiting_details([(user, pool) for _, user, pool in entries])
+    rows = [
+        (user, since, *detail) for (since, user, _), detail in zip(entries, details, strict=True)
+    ]
     return seconds * 1_000_000 + micros, size, rows
 
 
 async def waiting_user(user_id: str) -> tuple[int, tuple[str, float, set[str], int] | None]:
-    """Now and the user's queue entry (as in :func:`queue_page`), or None if not waiting."""
+    """Now and the user's queue entry (as in :func:`queue_page`) in whichever pool they
+    wait, or None if not waiting."""
     redis = get_redis()
     async with redis.pipeline(transaction=False) as pipe:
         pipe.time()
-        pipe.zscore(WAITING_KEY, user_id)
-        (seconds, micros), since = await pipe.execute()
+        for pool in pools():
+            pipe.zscore(pool_key(WAITING_KEY, pool), user_id)
+        (seconds, micros), *scores = await pipe.execute()
     now = seconds * 1_000_000 + micros
-    if since is None:
+    found = [
+        (pool, since) for pool, since in zip(pools(), scores, strict=True) if since is not None
+    ]
+    if not found:
         return now, None
-    [detail] = await _waiting_details([user_id])
+    pool, since = found[0]
+    [detail] = await _waiting_details([(user_id, pool)])
     return now, (user_id, since, *detail)
 
 
-async def _waiting_details(user_ids: list[str]) -> list[tuple[set[str], int]]:
-    """``(interests, lease ms left)`` per user in one round trip; -2 means no lease."""
+async def _waiting_details(users: list[tuple[str, str]]) -> list[tuple[set[str], int]]:
+    """``(interests, lease ms left)`` per ``(user, pool)`` in one round trip; -2 means
+    no lease."""
     async with get_redis().pipeline(transaction=False) as pipe:
-        for user_id in user_ids:
-            pipe.smembers(user_interests_key(user_id))
-            pipe.pttl(lease_key(user_id))
+        for user_id, pool in users:
+            pipe.smembers(user_interests_key(user_id, pool))
+            pipe.pttl(lease_key(user_id, pool))
         replies = await pipe.execute()
     return list(zip(replies[::2], replies[1::2], strict=True))

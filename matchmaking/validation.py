@@ -1,5 +1,5 @@
 """Matchmaking's input checks, the one place every caller goes through: interests,
-``fallbackAfter`` and the stream's query string (the checks every app shares, user ids
+``fallbackAfter``, ``pool`` and the stream's query string (the checks every app shares, user ids
 and numbers, are in ``animochat/validation.py``)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 from django.conf import settings
 
+from animochat import pools
 from animochat.errors import InvalidInput
 from animochat.validation import parse_number, validate_user_id
 
@@ -75,6 +76,15 @@ def validate_fallback_after(raw: str | None) -> float | None:
     return value
 
 
+def validate_pool(raw: str | None) -> str:
+    """A pool of ``MATCH_POOLS``; the first when not given."""
+    if raw is None or raw == "":
+        return pools.default_pool()
+    if raw not in pools.pools():
+        raise InvalidInput("INVALID_POOL", f"pool must be one of: {', '.join(pools.pools())}.")
+    return raw
+
+
 @dataclass(frozen=True)
 class StreamRequest:
     """What ``GET /matchmaking`` asks for, checked."""
@@ -85,6 +95,7 @@ class StreamRequest:
     # seconds (DEFAULT_FALLBACK_AFTER when not given); None: interest matches only
     fallback_after: float | None
     ticket: str = ""  # one-use, from POST /matchmaking/ticket: keeps tokens out of URLs
+    pool: str = pools.DEFAULT_POOL  # of MATCH_POOLS: the users this one may meet
 
 
 def parse_stream_query(raw: bytes) -> StreamRequest:
@@ -104,10 +115,12 @@ def parse_stream_query(raw: bytes) -> StreamRequest:
     tokens = [value for key, value in pairs if key == "token"]
     tickets = [value for key, value in pairs if key == "ticket"]
     fallback = [value for key, value in pairs if key == "fallbackAfter"]
+    pool = [value for key, value in pairs if key == "pool"]
     return StreamRequest(
         user_id,
         normalize_interests(",".join(raw_interests)),
         (tokens or [""])[-1],
         validate_fallback_after(fallback[-1] if fallback else None),
         (tickets or [""])[-1],
+        validate_pool(pool[-1] if pool else None),
     )

@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
+from animochat import pools
 from animochat.logging import log_event
 from animochat.sse import KEEPALIVE_COMMENT, EventStream, Receive
 
@@ -76,6 +77,7 @@ class WaitingStream:
         self.token = uuid.uuid4().hex  # names the stream in its ended id and stream slot
         self.user_id = ""  # once the request is read
         self.interests: list[str] = []  # the user's, for the estimated wait
+        self.pool = pools.default_pool()  # the stream's match pool (pool=)
         self.slot_client = ""  # the client address holding a stream slot, once claimed
         # Unconfirmed matches that took this stream's place: when each was first seen.
         self.pending_seen: dict[str, float] = {}
@@ -144,7 +146,7 @@ class WaitingStream:
     async def on_wait_timeout(self, started: float) -> str | None:
         """MAX_WAIT_SECONDS have passed: give the place back first, so a partner arriving
         meanwhile is never matched with a user told the search stopped; then say so."""
-        if not await services.leave_queues(self.user_id, self.channel):
+        if not await services.leave_queues(self.user_id, self.channel, self.pool):
             return await self.on_keepalive()  # matched, replaced or cancelled just now
         log_event(logger, "wait_timeout", user=self.user_id, waitedMs=ms(started))
         await self.stream.reject(events.wait_timeout(), self.ended_id(stream_ids.WAIT_TIMEOUT))
@@ -152,7 +154,7 @@ class WaitingStream:
 
     async def on_fallback_time(self, started: float) -> str | None:
         """The user waited ``fallbackAfter`` seconds: anyone past theirs will do now."""
-        result = await services.enter_fallback(self.user_id, self.channel)
+        result = await services.enter_fallback(self.user_id, self.channel, self.pool)
         if result.state != services.MATCHED_STATE:
             return None  # still waiting (now for anyone too), or already taken care of
         return await self.on_matched_here(result, started)
@@ -160,7 +162,7 @@ class WaitingStream:
     async def on_keepalive(self) -> str | None:
         if self.slot_client:
             services.renew_stream_slot(self.slot_client, self.token)
-        lease = await services.renew_lease(self.user_id, self.channel, self.interests)
+        lease = await services.renew_lease(self.user_id, self.channel, self.interests, self.pool)
         if lease.state == services.WAITING_STATE:
             await self.stream.event(events.waiting(lease), comment=KEEPALIVE_COMMENT)
             return None
@@ -168,7 +170,9 @@ class WaitingStream:
             await self.end_with(events.replaced(), stream_ids.REPLACED)
             return "replaced"
         # No lease: matched while the notification was lost, or the place is gone.
-        settled = await services.settle_lost_place(self.user_id, self.channel, self.pending_seen)
+        settled = await services.settle_lost_place(
+            self.user_id, self.channel, self.pending_seen, self.pool
+        )
         if settled.state == services.MATCHED_STATE:
             await self.stream.close(events.matched(settled, settled.partner), settled.chat_id)
             return "matched"

@@ -306,6 +306,20 @@ def test_queues_list_every_interest_with_its_count_and_oldest_wait(staff_client,
     assert re.fullmatch(r"\ds", dict((i, w) for i, _, w in rows)["MUSIC"])
 
 
+def test_with_several_pools_the_queues_add_them_up_and_say_so(staff_client, settings):
+    settings.MATCH_POOLS = ("default", "city")
+    run(services.enqueue_or_match, "ann", ["GAMING"], "token-ann", None, "default")
+    run(services.enqueue_or_match, "ben", ["GAMING"], "token-ben", None, "city")
+
+    page = staff_client.get(reverse("admin:matchmaking_queues")).content.decode()
+
+    assert "Every figure adds up all the match pools: default, city." in page
+    assert '<strong id="mm-waiting-total">2</strong>' in page
+    assert re.search(r'interest=GAMING">GAMING</a></th>\s*<td class="mm-number">2</td>', page)
+    drill = staff_client.get(reverse("admin:matchmaking_waiting"), {"interest": "GAMING"})
+    assert "ann" in drill.content.decode() and "ben" in drill.content.decode()
+
+
 def test_drill_into_an_interest_shows_its_users_and_their_interests(staff_client, clean_redis):
     put_waiting(clean_redis, "ann", ["GAMING", "ANIME"], waited_s=20)
     put_waiting(clean_redis, "ben", ["GAMING"], waited_s=10, lease=False)  # a ghost

@@ -68,6 +68,13 @@ def test_sentinels():
     assert c.redis_master_name == "mm"
 
 
+def test_cluster_nodes_and_match_pools():
+    assert config().redis_cluster_nodes == () and config().match_pools == ("default",)
+    c = config(REDIS_CLUSTER_NODES="10.0.0.1:7000, 10.0.0.2:7001", MATCH_POOLS=" eu,us ,eu")
+    assert c.redis_cluster_nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7001))
+    assert c.match_pools == ("eu", "us")
+
+
 def test_secure_cookies_follow_an_https_public_url_unless_set():
     assert config().secure_cookies is False
     assert config(RENDER_EXTERNAL_URL="http://mm.example.com").secure_cookies is False
@@ -131,6 +138,11 @@ def test_empty_chat_server_list_is_allowed():
         ({"REDIS_SENTINELS": "a:0"}, "REDIS_SENTINELS"),
         ({"REDIS_SENTINELS": "a:\u00b2"}, "REDIS_SENTINELS"),  # isdigit(), yet not int()
         ({"REDIS_SENTINELS": "a:1", "REDIS_URL": "unix:///tmp/r.sock"}, "REDIS_SENTINELS"),
+        ({"REDIS_CLUSTER_NODES": "a:1", "REDIS_SENTINELS": "b:2"}, "REDIS_CLUSTER_NODES"),
+        ({"REDIS_CLUSTER_NODES": "a:1", "REDIS_URL": "unix:///tmp/r.sock"}, "REDIS_CLUSTER_NODES"),
+        ({"MATCH_POOLS": "EU"}, "MATCH_POOLS"),
+        ({"MATCH_POOLS": "{p:eu}"}, "MATCH_POOLS"),
+        ({"MATCH_POOLS": ","}, "MATCH_POOLS"),
         ({"AUTH_JWT_SECRET": "s" * 31}, "AUTH_JWT_SECRET"),
         ({"AUTH_JWKS_URL": "ftp://keys.example"}, "AUTH_JWKS_URL"),
         ({"AUTH_JWKS_URL": "http://keys.example/jwks.json"}, "AUTH_JWKS_URL"),

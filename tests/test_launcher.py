@@ -53,6 +53,23 @@ def test_unreachable_explicit_redis_url_refuses_clearly(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_an_unreachable_cluster_refuses_clearly(tmp_path):
+    nodes = f"127.0.0.1:{free_port()}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "animochat.launcher"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=launcher_env(tmp_path, REDIS_CLUSTER_NODES=nodes),
+    )
+    assert proc.returncode == 2
+    assert f"no Redis Cluster answers with its slots covered at REDIS_CLUSTER_NODES={nodes}" in (
+        proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+
+
 def test_bad_configuration_refuses_with_one_line(tmp_path):
     env = launcher_env(tmp_path)
     env["PORT"] = "http"

@@ -13,7 +13,7 @@ import time
 import pytest
 from django.conf import settings
 
-from matchmaking.store import LEAVE_QUEUES
+from matchmaking.store import LEAVE_QUEUES, user_keys
 from tests.support.servers import BASE_DIR
 
 INTERESTS = [f"I{n}" for n in range(12)]
@@ -121,7 +121,7 @@ def test_burst_with_cooldown_and_fallback_is_consistent(tmp_path, clean_redis):
     first = check_consistency(users, run_workers(tmp_path, users, env), clean_redis)
     assert first["pairs"] >= 900
     for user in clean_redis.zrange("queue:waiting", 0, -1):  # their streams close
-        LEAVE_QUEUES.call_sync(clean_redis, user, "")
+        LEAVE_QUEUES.call_sync(clean_redis, user, "", keys=user_keys(user.decode()))
     second = check_consistency(
         users, run_workers(tmp_path, users, env), clean_redis, kept_apart=first["matched"]
     )

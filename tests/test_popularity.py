@@ -101,9 +101,9 @@ def calls_of(monkeypatch, name: str) -> list[tuple]:
     calls = []
     function = getattr(store, name)
 
-    async def counting(*args):
+    async def counting(*args, **kwargs):
         calls.append(args)
-        return await function(*args)
+        return await function(*args, **kwargs)
 
     monkeypatch.setattr(store, name, counting)
     return calls

@@ -52,7 +52,7 @@ async def test_cancel_racing_a_keepalive_is_still_a_cancel(daphne, aredis):
     await stream.next_event(timeout=3)  # a keepalive's WAITING update: the clock is known
     # The cancel's first step; its notification comes after the next keepalive
     # (KEEPALIVE_SECONDS=1 in tests), which finds the place gone.
-    removed, channel = await store.cancel_waiting("racer")
+    removed, [channel] = await store.cancel_waiting("racer")
     assert removed
     await asyncio.sleep(settings.KEEPALIVE_SECONDS * 1.4)
     await notifications.send(channel, notifications.STREAM_CANCELLED)

@@ -1,6 +1,10 @@
 -- enqueue_or_match: the whole matchmaking decision for one arriving user, atomically.
 --
--- KEYS: none (see lib.lua for every key touched). Also reads service:maintenance.
+-- KEYS[1..9] the pool's prefix and fixed keys (see lib.lua and sessions_app/lua/lib.lua);
+-- KEYS[10] <prefix>attempt:<chat id>, KEYS[11] <prefix>undone:<chat id>,
+-- KEYS[12] <prefix>lease:<user>, KEYS[13] <prefix>user_interests:<user>,
+-- KEYS[14] <prefix>user_session:<user>, KEYS[15] <prefix>recent:<user>,
+-- KEYS[16 ..] <prefix>interest:<I> for each of the user's interests, in ARGV's order.
 -- Popularity is counted by the caller after this call, the match counters once the
 -- match is confirmed (bookkeeping.lua).
 -- ARGV[1]  user id
@@ -24,10 +28,12 @@
 -- where previous is the token of an older stream that held the user's place ('' if
 -- none): the caller tells that stream it was replaced.
 
-if undone(ARGV[4]) then
+local ATTEMPT, UNDONE, LEASE, USER_INTERESTS, USER_SESSION = KEYS[10], KEYS[11], KEYS[12],
+                                                             KEYS[13], KEYS[14]
+if redis.call('EXISTS', UNDONE) == 1 then
   return {'UNDONE'}
 end
-local maintenance = redis.call('GET', 'service:maintenance')
+local maintenance = redis.call('GET', MAINTENANCE)
 if maintenance == '1' or (not maintenance and ARGV[6] == '1') then
   return {'MAINTENANCE'}
 end
@@ -59,16 +65,16 @@ end
 
 local now = now_us()
 local now_ms = math.floor(now / 1000)
-local previous = redis.call('GET', 'lease:' .. user) or ''
+local previous = redis.call('GET', LEASE) or ''
 
-end_user_session(user)
+end_user_session(USER_SESSION)
 leave_queues(user)
 
 -- Each queue is ordered by enqueue time and a user has the same time in all their
 -- queues, so the oldest of the queues' eligible users is the oldest compatible user.
 local partner, partner_since = nil, nil
-for _, interest in ipairs(interests) do
-  local candidate, since = oldest_eligible('interest:' .. interest, user, now_ms, cooldown_ms)
+for i = 1, #interests do
+  local candidate, since = oldest_eligible(KEYS[15 + i], user, now_ms, cooldown_ms)
   if candidate and (partner == nil or since < partner_since
       or (since == partner_since and candidate < partner)) then
     partner, partner_since = candidate, since
@@ -78,14 +84,14 @@ end
 -- Anyone who accepts anyone: only when no interest matches, except for a random-chat
 -- user, to whom every partner is equal and the oldest comes first.
 if fallback_after == 0 and (partner == nil or random_chat) then
-  local anyone, since = oldest_eligible('queue:fallback', user, now_ms, cooldown_ms)
+  local anyone, since = oldest_eligible(FALLBACK, user, now_ms, cooldown_ms)
   if anyone and (partner == nil or since < partner_since) then
     partner, partner_since = anyone, since
   end
 end
 
 if partner then
-  local partner_interests = 'user_interests:' .. partner
+  local partner_interests = user_interests_key(partner)
   local shared = {}
   for _, interest in ipairs(interests) do
     if redis.call('SISMEMBER', partner_interests, interest) == 1 then
@@ -99,18 +105,18 @@ if partner then
   return reply
 end
 
-for _, interest in ipairs(interests) do
-  redis.call('ZADD', 'interest:' .. interest, now, user)
+for i, interest in ipairs(interests) do
+  redis.call('ZADD', KEYS[15 + i], now, user)
   note_queue_size(interest)
 end
-redis.call('SADD', 'user_interests:' .. user, unpack(interests))
-redis.call('ZADD', 'queue:waiting', now, user)
+redis.call('SADD', USER_INTERESTS, unpack(interests))
+redis.call('ZADD', WAITING, now, user)
 if fallback_after == 0 then
-  redis.call('ZADD', 'queue:fallback', now, user)
+  redis.call('ZADD', FALLBACK, now, user)
 end
-redis.call('SET', 'lease:' .. user, token, 'PX', lease_ms)
+redis.call('SET', LEASE, token, 'PX', lease_ms)
 -- For undo_match.lua, should the caller never get this reply: only while it may come.
-redis.call('SET', 'attempt:' .. chat_id, 'W', 'EX', 60)
+redis.call('SET', ATTEMPT, 'W', 'EX', 60)
 local reply = queue_info(user, interests)
 reply[#reply + 1] = previous
 return reply

@@ -1,6 +1,7 @@
 -- leave_queues: removes a user from every queue and drops their lease.
 --
--- KEYS: none (see lib.lua).
+-- KEYS[1..9] the pool's prefix and fixed keys (see lib.lua and sessions_app/lua/lib.lua);
+-- KEYS[10] <prefix>lease:<user>.
 -- ARGV[1] user id
 -- ARGV[2] stream token, or '' to remove whichever stream holds the place (cancel).
 --         With a token, nothing happens unless that stream still owns the lease, so a
@@ -10,7 +11,7 @@
 -- the Channels channel it listens on).
 
 local user, token = ARGV[1], ARGV[2]
-local lease = 'lease:' .. user
+local lease = KEYS[10]
 local owner = redis.call('GET', lease) or ''
 if token ~= '' and owner ~= token then
   return {0, ''}

@@ -5,8 +5,9 @@
 -- would still be counted as waiting (queue sizes, /status usersInQueue). Batches keep
 -- each call short, so Redis is never blocked by a long queue.
 --
--- KEYS: none (see lib.lua). Reads queue:waiting and lease:<u>; removes lapsed users
--- with leave_queues (interest:<I>, user_interests:<u>, queue:interests, queue:waiting).
+-- KEYS[1..9] the pool's prefix and fixed keys (see lib.lua and sessions_app/lua/lib.lua).
+-- Reads queue:waiting and lease:<u>; removes lapsed users with leave_queues
+-- (interest:<I>, user_interests:<u>, queue:interests, queue:waiting), all of the pool.
 -- ARGV[1] rank in queue:waiting to start from: 0 to begin a pass, else the cursor the
 --         previous call returned
 -- ARGV[2] how many waiting users to examine
@@ -14,10 +15,10 @@
 -- and how many lapsed users this call removed.
 
 local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])
-local users = redis.call('ZRANGE', 'queue:waiting', start, start + count - 1)
+local users = redis.call('ZRANGE', WAITING, start, start + count - 1)
 local removed = 0
 for _, user in ipairs(users) do
-  if redis.call('EXISTS', 'lease:' .. user) == 0 then
+  if redis.call('EXISTS', lease_key(user)) == 0 then
     leave_queues(user)
     removed = removed + 1
   end

@@ -33,8 +33,10 @@ async def join(
     fallback_after_ms: int = OFF,
     servers: tuple[str, ...] = SERVERS,
     maintenance_default: bool = False,
+    pool: str | None = None,
 ) -> services.MatcherReply:
-    """``user`` arrives with ``interests`` (none: random chat), on stream ``t-<user>``."""
+    """``user`` arrives with ``interests`` (none: random chat), on stream ``t-<user>``,
+    in ``pool`` (default: the first of MATCH_POOLS)."""
     reply = await store.enqueue_or_match(
         user,
         list(interests) or ["GLOBAL_CHAT"],
@@ -46,6 +48,7 @@ async def join(
         cooldown_ms=cooldown_ms,
         fallback_after_ms=fallback_after_ms,
         fallback_servers=servers,
+        pool=pool,
     )
     return services._matcher_reply(reply)
 

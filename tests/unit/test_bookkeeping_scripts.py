@@ -100,9 +100,9 @@ async def test_a_turn_of_many_interests_is_counted_in_short_calls_and_the_rest_o
     calls = []
     script = store.BOOKKEEPING
 
-    async def counted(*args):
+    async def counted(*args, keys):
         calls.append(args)
-        return await script(*args)
+        return await script(*args, keys=keys)
 
     monkeypatch.setattr(store, "BOOKKEEPING", counted)
     interests = {f"I{n}": 2 for n in range(store.BOOKKEEPING_INTERESTS_PER_CALL * 2 + 5)}

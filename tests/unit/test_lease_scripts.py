@@ -61,8 +61,8 @@ async def test_cancelling_removes_whichever_stream_holds_the_place(clean_redis):
 
 async def test_a_cancel_learns_the_channel_of_the_stream_it_removed(clean_redis):
     await join("a", "X", token="inbox.1!specific.s1")
-    assert await store.cancel_waiting("a") == (True, "inbox.1!specific.s1")
-    assert await store.cancel_waiting("a") == (False, "")
+    assert await store.cancel_waiting("a") == (True, ["inbox.1!specific.s1"])
+    assert await store.cancel_waiting("a") == (False, [])
 
 
 async def test_leaving_one_queue_keeps_the_sizes_of_the_others_true(clean_redis):
