@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -215,8 +216,10 @@ def run_engine(
 
 def redis_benchmark(args: list[str], requests: int, clients: int) -> float:
     """Requests per second reported by ``redis-benchmark`` (pipeline 1)."""
+    url = urlsplit(BENCH_REDIS_URL)  # the Redis the scripts were loaded into
     command = [
-        "redis-benchmark", "-h", "127.0.0.1", "-p", "6379", "--dbnum", "13",
+        "redis-benchmark", "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 6379),
+        "--dbnum", url.path.lstrip("/") or "0",
         "-n", str(requests), "-c", str(clients), "-P", "1", "--csv", *args,
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
@@ -237,8 +240,9 @@ class ArgumentRecorder:
     """Stands in for the Redis client to capture the arguments the product sends."""
 
     async def evalsha(self, sha: str, keys: tuple[str, ...], *args):
-        if not hasattr(self, "sha"):  # the matcher's call, not the bookkeeping after it
-            self.sha, self.args = sha, [str(len(keys)), *keys, *(str(a) for a in args)]
+        if hasattr(self, "sha"):  # the bookkeeping after the matcher's call: its reply
+            return -1
+        self.sha, self.args = sha, [str(len(keys)), *keys, *(str(a) for a in args)]
         return ["WAITING", "0", ""]
 
 
