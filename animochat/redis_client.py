@@ -31,6 +31,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio as aioredis
 import redis.asyncio.cluster
@@ -341,7 +342,9 @@ class CommandBatcher:
             fail(batch, error)
             return
         try:
-            packed = connection.pack_commands([command for command, _ in batch])
+            # hiredis' C packer: redis-py's own, in Python, was a quarter of a matcher
+            # call's client CPU once a call passed every key in KEYS (bench/README.md).
+            packed = b"".join([hiredis.pack_command(command) for command, _ in batch])
             try:
                 await connection.send_packed_command(packed, check_health=False)
             except RedisConnectionError:  # e.g. closed by the server: nothing was sent
