@@ -1,8 +1,9 @@
 """ASGI entry point: ``daphne animochat.asgi:application``.
 
-The apps' raw ASGI routes (``<app>/asgi_routes.py``: ``/matchmaking``, the SSE stream)
-and the probes (``/healthz``, ``/readyz``) to :mod:`animochat.health` are served before
-Django; everything else goes to Django. Around all of them,
+The apps' raw ASGI routes (``routes`` in ``<app>/asgi_routes.py``: ``/matchmaking``,
+the SSE stream) and the probes (``/healthz``, ``/readyz``) to :mod:`animochat.health`
+are served before Django, by exact path (:mod:`animochat.routing`); everything else
+goes to Django. Around all of them,
 :class:`~animochat.clientaddr.TrustedClientMiddleware` decides the client's address and
 scheme once (``TRUSTED_PROXY_HOPS``), so no Daphne flag is needed for it.
 """
@@ -21,24 +22,28 @@ auth.warn_if_open()
 twisted_limits.install()
 access_log.silence_twisted_access_log()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.urls import path, re_path  # noqa: E402
 
 from animochat import health  # noqa: E402
 from animochat.access_log import AccessLogMiddleware  # noqa: E402
 from animochat.apps import app_modules  # noqa: E402
 from animochat.clientaddr import TrustedClientMiddleware  # noqa: E402
+from animochat.routing import ExactPathRouter  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
-        "http": URLRouter(
-            [
-                *(route for module in app_modules("asgi_routes") for route in module.urlpatterns),
-                path("healthz", health.healthz),
-                path("readyz", health.readyz),
-                re_path(r"", django_application),
-            ]
+        "http": ExactPathRouter(
+            {
+                **{
+                    path: app
+                    for module in app_modules("asgi_routes")
+                    for path, app in module.routes.items()
+                },
+                "/healthz": health.healthz,
+                "/readyz": health.readyz,
+            },
+            default=django_application,
         ),
     }
 )

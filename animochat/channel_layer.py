@@ -48,9 +48,11 @@ looks the slot's primary up again.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
+import secrets
 import types
 import uuid
 import weakref
@@ -130,8 +132,8 @@ class RedisInboxChannelLayer(BaseChannelLayer):
             FIRST_SUBSCRIBE_SECONDS if first else CONNECTION_OPTIONS["socket_timeout"],
             until_failure=True,
         )
-        channel = f"{inbox.name}!{prefix}{uuid.uuid4().hex}"
-        inbox.channels[channel] = asyncio.Queue()
+        channel = f"{inbox.name}!{prefix}{secrets.token_hex(16)}"
+        inbox.channels[channel] = Mailbox()
         return channel
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
@@ -154,14 +156,19 @@ class RedisInboxChannelLayer(BaseChannelLayer):
             await publish(target, [channel, message], sharded=True)
 
     async def receive(self, channel: str) -> dict[str, Any]:
+        return await self.next_message(channel)
+
+    def next_message(self, channel: str) -> asyncio.Future:
+        """:meth:`receive` as a future, without a task to run it: what a stream waits
+        on beside its client and its clocks."""
         assert self.require_valid_channel_name(channel)
         inbox = self._inbox()
-        queue = inbox.channels.get(channel)
-        if queue is None:
+        mailbox = inbox.channels.get(channel)
+        if mailbox is None:
             if not channel.startswith(inbox.name + "!"):
                 raise ValueError(f"{channel!r} belongs to another process")
-            queue = inbox.channels[channel] = asyncio.Queue()
-        return await queue.get()
+            mailbox = inbox.channels[channel] = Mailbox()
+        return mailbox.next()
 
     async def release_channel(self, channel: str) -> None:
         """Forget a channel made by :meth:`new_channel`: its queue and its groups.
@@ -230,13 +237,47 @@ async def publish(channel: str, payload: list[Any], sharded: bool = False) -> No
     await command_batcher().execute(command, channel, json.dumps(payload, separators=(",", ":")))
 
 
+class Mailbox:
+    """One local channel: the messages not read yet, in order, and the readers waiting.
+
+    A message put while a reader waits goes straight to that reader's future; asyncio's
+    ``Queue`` would cost a stream an ``Event`` and a task to wait on it.
+    """
+
+    __slots__ = ("messages", "readers")
+
+    def __init__(self) -> None:
+        self.messages: collections.deque[dict[str, Any]] = collections.deque()
+        self.readers: collections.deque[asyncio.Future] = collections.deque()
+
+    def put(self, message: dict[str, Any]) -> None:
+        while self.readers:
+            reader = self.readers.popleft()
+            if not reader.done():  # a cancelled reader takes nothing
+                reader.set_result(message)
+                return
+        self.messages.append(message)
+
+    def next(self) -> asyncio.Future:
+        """The next message, in a future (done at once if one is waiting)."""
+        future = asyncio.get_running_loop().create_future()
+        if self.messages:
+            future.set_result(self.messages.popleft())
+        else:
+            self.readers.append(future)
+        return future
+
+    def empty(self) -> bool:
+        return not self.messages
+
+
 class Inbox:
-    """One event loop's subscriber: its inbox channel, local queues and group members."""
+    """One event loop's subscriber: its inbox channel, local channels and group members."""
 
     def __init__(self, layer: RedisInboxChannelLayer) -> None:
         self.layer = layer
         self.name = f"{layer.prefix}inbox.{uuid.uuid4().hex[:16]}"
-        self.channels: dict[str, asyncio.Queue] = {}
+        self.channels: dict[str, Mailbox] = {}
         self.groups: dict[str, set[str]] = {}
         self.subscribed = asyncio.Event()
         # Resolved by the next failed connection attempt, then replaced: a waiter hears
@@ -270,9 +311,9 @@ class Inbox:
             raise RedisConnectionError("The pub/sub subscriber is not connected.")
 
     def deliver(self, channel: str, message: dict[str, Any]) -> None:
-        queue = self.channels.get(channel)
-        if queue is not None:
-            queue.put_nowait(message)
+        mailbox = self.channels.get(channel)
+        if mailbox is not None:
+            mailbox.put(message)
 
     def release(self, channel: str) -> None:
         self.channels.pop(channel, None)
@@ -282,8 +323,8 @@ class Inbox:
                 del self.groups[group]
 
     def connection_lost(self) -> None:
-        for queue in self.channels.values():
-            queue.put_nowait({"type": CONNECTION_LOST})
+        for mailbox in self.channels.values():
+            mailbox.put({"type": CONNECTION_LOST})
 
     async def close(self) -> None:
         if self.listener is not None:

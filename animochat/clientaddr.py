@@ -46,6 +46,19 @@ def parse_address(value: str) -> Address | None:
     return _parse_address(value) if len(value) <= LONGEST_ADDRESS else None
 
 
+def address_text(value: str) -> str | None:
+    """``str(parse_address(value))``: the address as every key and log line writes it,
+    remembered as the parse is (writing an address costs as much as parsing it)."""
+    value = value.strip()
+    return _address_text(value) if len(value) <= LONGEST_ADDRESS else None
+
+
+@functools.lru_cache(maxsize=ADDRESSES_REMEMBERED)
+def _address_text(value: str) -> str | None:
+    parsed = _parse_address(value)
+    return None if parsed is None else str(parsed)
+
+
 @functools.lru_cache(maxsize=ADDRESSES_REMEMBERED)
 def _parse_address(value: str) -> Address | None:
     if value.startswith("["):
@@ -83,14 +96,14 @@ def decide_client(scope: dict, hops: int) -> tuple[str, str]:
     was misconfigured, is counted as the peer it came from, never as what it claims.
     """
     peer = scope.get("client")
-    address = str(parse_address(peer[0]) or peer[0]) if peer else UNKNOWN
+    address = (address_text(peer[0]) or peer[0]) if peer else UNKNOWN
     scheme = scope.get("scheme") or "http"
     if hops <= 0:
         return address, scheme
     forwarded = nth_from_right(header_values(scope, b"x-forwarded-for"), hops)
-    parsed = parse_address(forwarded) if forwarded else None
-    if parsed is not None:
-        address = str(parsed)
+    text = address_text(forwarded) if forwarded else None
+    if text is not None:
+        address = text
     proto = nth_from_right(header_values(scope, b"x-forwarded-proto"), hops)
     if proto and proto.lower() in ("http", "https"):
         scheme = proto.lower()
@@ -102,7 +115,13 @@ def client_bucket(address: str) -> str:
 
     Only a parsed address is returned, so nothing a client writes becomes a key.
     """
-    parsed = parse_address(address)
+    address = address.strip()
+    return _client_bucket(address) if len(address) <= LONGEST_ADDRESS else UNKNOWN
+
+
+@functools.lru_cache(maxsize=ADDRESSES_REMEMBERED)
+def _client_bucket(address: str) -> str:
+    parsed = _parse_address(address)
     if parsed is None:
         return UNKNOWN
     if isinstance(parsed, ipaddress.IPv6Address):

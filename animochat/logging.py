@@ -18,6 +18,12 @@ from typing import Any
 
 import orjson
 
+# No line shows a record's thread or process: LogRecord need not look them up for each
+# line (the logging HOWTO's "Optimization").
+logging.logThreads = False
+logging.logProcesses = False
+logging.logMultiprocessing = False
+
 # Indented output has a line break before every item and nowhere else (a line break in
 # a string is escaped), so closing the breaks gives json.dumps' own ", " and ": ": the
 # lines read exactly as they always did, nested lists included.

@@ -14,6 +14,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from animochat.errors import ApiError
 from animochat.http import cors_headers, preflight_headers
 
@@ -34,7 +36,11 @@ class StreamClosed(Exception):
 
 def encode_event(payload: dict[str, Any], event_id: str = "") -> bytes:
     """One event; ``event_id`` (terminal events only) comes back as ``Last-Event-ID``."""
-    data = b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    try:
+        encoded = orjson.dumps(payload)  # compact, as json.dumps(separators=(",", ":"))
+    except TypeError:  # what orjson refuses (an integer over 64 bits, a lone surrogate)
+        encoded = json.dumps(payload, separators=(",", ":")).encode()
+    data = b"data: " + encoded + b"\n\n"
     return b"id: " + event_id.encode() + b"\n" + data if event_id else data
 
 

@@ -3,8 +3,7 @@
 The stream is not a Django view: see :mod:`matchmaking.consumers` for why.
 """
 
-from django.urls import path
-
 from .consumers import MatchmakingStreamConsumer
 
-urlpatterns = [path("matchmaking", MatchmakingStreamConsumer.as_asgi())]
+# Exact paths (see animochat.routing) and their ASGI applications.
+routes = {"/matchmaking": MatchmakingStreamConsumer.as_asgi()}

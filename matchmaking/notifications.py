@@ -61,8 +61,17 @@ class Subscription:
         await layer.group_add(BROADCAST_GROUP, self.channel)
 
     def receive(self) -> asyncio.Future:
-        """Start reading the next message; its future is also ``self.next``."""
-        self.next = asyncio.ensure_future(get_channel_layer().receive(self.channel))
+        """Start reading the next message; its future is also ``self.next``.
+
+        The project's layer hands over a future (no task per message); other layers
+        (``bench.stream --layer``) only have Channels' ``receive()``.
+        """
+        layer = get_channel_layer()
+        next_message = getattr(layer, "next_message", None)
+        if next_message is not None:
+            self.next = next_message(self.channel)
+        else:
+            self.next = asyncio.ensure_future(layer.receive(self.channel))
         return self.next
 
     async def close(self) -> None:

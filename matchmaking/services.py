@@ -81,7 +81,8 @@ UNDO_WAIT_SECONDS = 1.0
 UNDO_ATTEMPTS = 5
 
 
-def _matcher_reply(reply: list) -> MatcherReply:
+def _matcher_reply(reply: list, pool: str = pools.DEFAULT_POOL) -> MatcherReply:
+    """A script's reply, made in ``pool``."""
     state = reply[0]
     if state == MATCHED_STATE:
         partner, interest, chat_id, server, waited_ms, partner_token, fallback = reply[1:8]
@@ -95,12 +96,12 @@ def _matcher_reply(reply: list) -> MatcherReply:
             partner_token,
             fallback == "1",
             replaced_token=reply[8] if len(reply) > 8 else "",
+            pool=pool,
         )
     if state == WAITING_STATE and len(reply) >= 2:
-        return MatcherReply(
-            state, waiting=int(reply[1]), replaced_token=reply[2] if len(reply) > 2 else ""
-        )
-    return MatcherReply(state)
+        replaced = reply[2] if len(reply) > 2 else ""
+        return MatcherReply(state, waiting=int(reply[1]), replaced_token=replaced, pool=pool)
+    return MatcherReply(state, pool=pool)
 
 
 async def _with_estimate(result: MatcherReply, interests: Iterable[str]) -> MatcherReply:
@@ -323,7 +324,7 @@ async def _answered_or_undone(
     stands after all: then that is the result.
     """
     try:
-        return replace(_matcher_reply(await call), pool=pool)
+        return _matcher_reply(await call, pool)
     except (RedisError, OSError):
         settled = await undo_unanswered(chat_id, user_id, token, pool)
         if settled.state == MATCHED_STATE:
@@ -476,7 +477,7 @@ async def renew_lease(
     """
     pool = _pool(pool)
     reply = await store.renew_lease(user_id, token, int(settings.LEASE_SECONDS * 1000), pool)
-    result = _matcher_reply(reply)
+    result = _matcher_reply(reply, pool)
     if result.state == WAITING_STATE and (_waiting_sample_due() or has_unwritten_errors()):
         Bookkeeping.this_turn(pool).sample_waiting = True
     return await _with_estimate(result, interests)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -74,7 +74,7 @@ class WaitingStream:
 
     def __init__(self, receive: Receive, stream: EventStream) -> None:
         self.receive, self.stream = receive, stream
-        self.token = uuid.uuid4().hex  # names the stream in its ended id and stream slot
+        self.token = secrets.token_hex(16)  # names the stream in its ended id and stream slot
         self.user_id = ""  # once the request is read
         self.interests: list[str] = []  # the user's, for the estimated wait
         self.pool = pools.default_pool()  # the stream's match pool (pool=)
@@ -109,8 +109,9 @@ class WaitingStream:
                 if disconnect in done:
                     return "disconnect"
                 if message in done:
-                    received, message = message.result(), self.subscription.receive()
-                    outcome = await self.dispatch(received)
+                    outcome = await self.dispatch(message.result())
+                    if not outcome:  # read on (most messages end the wait)
+                        message = self.subscription.receive()
                 else:
                     outcome = await on_time[due]() if (due := clock.due()) else None
                 if outcome:
