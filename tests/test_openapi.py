@@ -35,13 +35,9 @@ def camel(name: str) -> str:
 
 
 def asgi_routes() -> dict[str, set[str]]:
-    """Routes served outside Django (the raw SSE consumer)."""
+    """Routes served outside Django (the raw SSE consumer, the probes)."""
     router = asgi_router.application_mapping["http"]
-    return {
-        "/" + str(route.pattern): {"get"}
-        for route in router.routes
-        if str(route.pattern) not in ("", "^")
-    }
+    return {path: {"get"} for path in router.routes}
 
 
 def test_document_matches_url_configuration():
