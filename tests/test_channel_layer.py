@@ -158,3 +158,26 @@ async def test_a_channel_of_another_process_cannot_be_received_on(processes):
         await here.receive(theirs)
     # No process listens on a name that is not process-specific: it is dropped.
     await here.send("plain.channel", {"type": "x"})
+
+
+async def test_a_reader_that_gave_up_takes_no_message(processes):
+    """A stream's pending read is cancelled when it ends: the next message goes to the
+    next read, not to the cancelled one."""
+    here, there = processes
+    channel = await there.new_channel()
+    abandoned = there.next_message(channel)
+    abandoned.cancel()
+    waiting = there.next_message(channel)
+    await here.send(channel, {"type": "first"})
+    await here.send(channel, {"type": "second"})
+    assert await asyncio.wait_for(waiting, 5) == {"type": "first"}
+    assert await asyncio.wait_for(there.next_message(channel), 5) == {"type": "second"}
+
+
+async def test_readers_waiting_on_one_channel_are_served_in_turn(processes):
+    here, there = processes
+    channel = await there.new_channel()
+    readers = [there.next_message(channel) for _ in range(3)]
+    for n in range(3):
+        await here.send(channel, {"type": "n", "n": n})
+    assert [(await asyncio.wait_for(r, 5))["n"] for r in readers] == [0, 1, 2]
