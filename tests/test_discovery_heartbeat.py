@@ -88,10 +88,12 @@ def test_without_render_url_registration_is_off_but_the_list_is_refreshed(regist
         {"DISCOVERY_SERVER_URL": registry.url, "RENDER_EXTERNAL_URL": ""}, interval=0.3
     ).start()
     try:
+        # The beat writes the list, then its state: wait for both.
         assert wait_for(
             lambda: (
                 clean_redis.lrange("chat_servers:discovered", 0, -1)
                 == [b"https://chat-1.test", b"https://chat-2.test"]
+                and clean_redis.hexists("discovery:state", "registration")
             )
         ), heartbeat.log()
         assert 0 < clean_redis.pttl("chat_servers:discovered") <= 900  # 3 beats
