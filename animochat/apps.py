@@ -25,9 +25,9 @@ class AnimochatConfig(AppConfig):
 def app_modules(name: str) -> list[ModuleType]:
     """The module ``<app>.<name>`` of every installed app above the project package
     that has one, in ``INSTALLED_APPS`` order: ``openapi`` (the endpoints an app
-    documents), ``asgi_routes`` (``routes``: raw ASGI applications by exact path, served before
-    Django) and ``store``
-    (an app's Lua scripts, which the readiness probe loads)."""
+    documents), ``asgi_routes`` (``routes``: raw ASGI applications by exact path,
+    served before Django) and ``store`` (an app's Lua scripts, which the readiness
+    probe loads)."""
     return [
         import_module(f"{config.name}.{name}")
         for config in apps.get_app_configs()
